@@ -1,0 +1,75 @@
+"""Istio's real Helm charts, taken from the istio.io/istio module and packaged the way a
+release build packages them: chart version and appVersion set to the Istio version, and the
+image hub and tag set in place of the source tree's development defaults."""
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import gobuild, paths, versions
+from .progress import FleetError, Step
+
+# chart name -> directory below manifests/charts in the Istio source tree
+CHART_DIRS = {
+    "base": "base",
+    "istiod": "istio-control/istio-discovery",
+    "gateway": "gateway",
+    "cni": "istio-cni",
+}
+DEV_HUB = "registry.istio.io/testing"
+
+
+def chart_dir(version: str) -> Path:
+    return paths.charts_cache() / version
+
+
+def istio_module_dir(pseudo_version: str) -> Path:
+    go = gobuild.find_go()
+    env = gobuild.go_env(go)
+    out = gobuild.run([go, "mod", "download", "-json", f"istio.io/istio@{pseudo_version}"],
+                      env=env, cwd=gobuild._scratch_dir(),
+                      what=f"downloading istio.io/istio@{pseudo_version}")
+    info = json.loads(out)
+    if info.get("Error"):
+        raise FleetError(f"module proxy: {info['Error']}")
+    return Path(info["Dir"])
+
+
+def set_release_images(values_text: str, hub: str, tag: str) -> str:
+    """Replace the development hub/tag defaults (`hub: <dev hub>`, `tag: latest`)."""
+    values_text = re.sub(rf"^(\s*hub:\s*){re.escape(DEV_HUB)}\s*$", rf"\g<1>{hub}",
+                         values_text, flags=re.M)
+    return re.sub(r"^(\s*tag:\s*)latest\s*$", rf"\g<1>{tag}", values_text, flags=re.M)
+
+
+def package(version: str, helm: Path) -> Path:
+    """Package the four charts of `version` into the cache; returns their directory."""
+    out = chart_dir(version)
+    if (out / ".complete").exists():
+        return out
+    pseudo, hub, kind = versions.ISTIO_BUILDS[version]
+    with Step(f"packaging Istio {version} charts ({kind} build {pseudo[-12:]})"):
+        source = istio_module_dir(pseudo) / "manifests" / "charts"
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tempfile.TemporaryDirectory() as work:
+            for name, rel in CHART_DIRS.items():
+                chart = Path(work) / name
+                shutil.copytree(source / rel, chart)
+                values = chart / "values.yaml"
+                values.write_text(set_release_images(values.read_text(), hub, version))
+                gobuild.run([str(helm), "package", "--version", version, "--app-version",
+                             version, "-d", str(tmp), str(chart)], what=f"helm package {name}")
+        gobuild.run([str(helm), "repo", "index", str(tmp)], what="helm repo index")
+        (tmp / ".complete").write_text(json.dumps({"pseudo_version": pseudo, "hub": hub}))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+def package_all(helm: Path) -> dict:
+    return {version: package(version, helm) for version in versions.ISTIO_BUILDS}
+

@@ -1,0 +1,95 @@
+"""Subcommands of `python -m localfleet`: build, charts, up, down, status, exec, stop, start."""
+
+import argparse
+import json
+import os
+import sys
+
+from . import charts, gobuild, netns
+from .fleet import DEFAULT_FLEET, Fleet, format_status
+from .progress import FleetError
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="localfleet", description=__doc__)
+    parser.add_argument("--fleet", default=os.environ.get("MESHFLEET_FLEET", DEFAULT_FLEET),
+                        help="fleet name (default: $MESHFLEET_FLEET or 'default')")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build (or find in the cache) the fleet's binaries")
+    build.add_argument("components", nargs="*", help=f"any of {', '.join(gobuild.RECIPES)}")
+    sub.add_parser("charts", help="package Istio's charts of every pinned build")
+    up = sub.add_parser("up", help="start a fleet of clusters")
+    up.add_argument("--clusters", type=int, default=1)
+    up.add_argument("--reuse", action="store_true",
+                    help="succeed without restarting when the same fleet is already up")
+    sub.add_parser("down", help="stop the fleet and remove its state")
+    status = sub.add_parser("status", help="show the fleet's clusters")
+    status.add_argument("--json", action="store_true")
+    run = sub.add_parser("exec", help="run a command inside the fleet's network namespace")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    for verb in ("stop", "start"):
+        one = sub.add_parser(verb, help=f"{verb} one component of one cluster")
+        one.add_argument("cluster")
+        one.add_argument("component")
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = parse(argv)
+    try:
+        return dispatch(args)
+    except FleetError as err:
+        print(f"localfleet: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("localfleet: interrupted", file=sys.stderr)
+        return 130
+
+
+def dispatch(args):
+    if args.command == "build":
+        unknown = sorted(set(args.components) - set(gobuild.RECIPES))
+        if unknown:
+            raise FleetError(f"unknown component(s) {', '.join(unknown)}: "
+                             f"choose from {', '.join(gobuild.RECIPES)}")
+        for name, directory in gobuild.build_all(args.components or None).items():
+            print(f"{name}: {directory}")
+        return 0
+    if args.command == "charts":
+        helm = gobuild.build_all(["helm"])["helm"] / "helm"
+        for version, directory in charts.package_all(helm).items():
+            print(f"istio {version}: {directory}")
+        return 0
+    fleet = Fleet(args.fleet)
+    if args.command == "up":
+        if not (args.reuse and fleet.is_up(args.clusters)):
+            fleet.up(args.clusters)
+        print(format_status(fleet, fleet.status()))
+    elif args.command == "down":
+        fleet.down()
+    elif args.command == "status":
+        rows = fleet.status()
+        print(json.dumps(rows, indent=2) if args.json else format_status(fleet, rows))
+    elif args.command == "stop":
+        fleet.stop_component(args.cluster, args.component)
+    elif args.command == "start":
+        fleet.start_component(args.cluster, args.component)
+    elif args.command == "exec":
+        return exec_in_fleet(fleet, args.argv)
+    return 0
+
+
+def exec_in_fleet(fleet: Fleet, argv):
+    """Replace this process with `argv`, inside the namespace, with the fleet's kubeconfig."""
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise FleetError("exec needs a command, for example: exec -- kubectl get nodes")
+    netns.enter(fleet.netns)
+    os.environ.setdefault("KUBECONFIG", str(fleet.kubeconfig))
+    os.environ["MESHFLEET_FLEET"] = fleet.name
+    os.environ["PATH"] = f"{gobuild.binaries_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as err:
+        raise FleetError(f"cannot run {argv[0]}: {err.strerror}") from err

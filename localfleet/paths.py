@@ -1,0 +1,36 @@
+"""Where the local fleet keeps its cache (builds) and its state (running fleets)."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "meshfleet"
+
+
+def go_env_dirs() -> dict:
+    root = cache_root() / "go"
+    return {
+        "GOMODCACHE": str(root / "mod"),
+        "GOCACHE": str(root / "build"),
+        "GOPATH": str(root / "path"),
+    }
+
+
+def bin_cache() -> Path:
+    return cache_root() / "bin"
+
+
+def charts_cache() -> Path:
+    return cache_root() / "charts"
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("MESHFLEET_STATE_DIR") or REPO_ROOT / ".localfleet")
+
+
+def venv_dir() -> Path:
+    return Path(os.environ.get("MESHFLEET_VENV") or REPO_ROOT / ".venv")
