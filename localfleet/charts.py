@@ -71,5 +71,15 @@ def package(version: str, helm: Path) -> Path:
 
 
 def package_all(helm: Path) -> dict:
-    return {version: package(version, helm) for version in versions.ISTIO_BUILDS}
+    """Package every pinned build, and link all charts into one directory (`all/`), the
+    layout of a `directory` chart source."""
+    packaged = {version: package(version, helm) for version in versions.ISTIO_BUILDS}
+    flat = paths.charts_cache() / "all"
+    flat.mkdir(parents=True, exist_ok=True)
+    for directory in packaged.values():
+        for chart in directory.glob("*.tgz"):
+            link = flat / chart.name
+            if not link.exists():
+                link.symlink_to(chart)
+    return packaged
 

@@ -1,0 +1,22 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters that turn names into Kubernetes object definitions for meshfleet.istio.resources."""
+
+from __future__ import annotations
+
+
+def namespace_objects(names, labels=None):
+    """Namespace definitions for `names`, each with `labels` (if any)."""
+    objects = []
+    for name in names:
+        metadata = {"name": name}
+        if labels:
+            metadata["labels"] = dict(labels)
+        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+    return objects
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"namespace_objects": namespace_objects}

@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""Read, compare, write: an object is written only when the cluster lacks a wanted field.
+
+`changed` and the diff come from the object before and after, so a second run that finds
+everything in place sends no write request at all.
+"""
+
+from __future__ import annotations
+
+import copy
+
+NOISE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+
+
+def contains(live, wanted):
+    """True when every field of `wanted` is in `live` with the same value.
+
+    Maps may hold more keys than wanted; lists must match element by element.
+    """
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(
+            key in live and contains(live[key], value) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        return (isinstance(live, list) and len(live) == len(wanted)
+                and all(contains(a, b) for a, b in zip(live, wanted)))
+    return live == wanted
+
+
+def strip_noise(obj):
+    """The object without server bookkeeping, for diffs that show only real changes."""
+    if not obj:
+        return {}
+    clean = copy.deepcopy(obj)
+    meta = clean.get("metadata", {})
+    for key in NOISE:
+        meta.pop(key, None)
+    clean.pop("status", None)
+    return clean
+
+
+def object_ref(obj):
+    meta = obj["metadata"]
+    ref = "%s/%s" % (obj["kind"], meta["name"])
+    return "%s/%s" % (meta["namespace"], ref) if meta.get("namespace") else ref
+
+
+def labels_present(live, names):
+    return sorted(name for name in names
+                  if name in ((live or {}).get("metadata", {}).get("labels") or {}))
+
+
+def converge(cluster, wanted, remove_labels=()):
+    """Make `wanted` true on the cluster. Returns (changed, before, after)."""
+    live = cluster.get(wanted["apiVersion"], wanted["kind"], wanted["metadata"]["name"],
+                       wanted["metadata"].get("namespace"))
+    stale_labels = labels_present(live, remove_labels)
+    if live is not None and contains(live, wanted) and not stale_labels:
+        return False, live, live
+    after = cluster.apply(wanted)
+    if stale_labels:
+        after = cluster.merge_patch(
+            wanted["apiVersion"], wanted["kind"], wanted["metadata"]["name"],
+            {"metadata": {"labels": dict((name, None) for name in stale_labels)}},
+            wanted["metadata"].get("namespace"))
+    return True, live or {}, after
+
+
+def remove(cluster, api_version, kind, name, namespace=None):
+    """Delete an object if present. Returns (changed, before)."""
+    live = cluster.get(api_version, kind, name, namespace)
+    if live is None:
+        return False, {}
+    cluster.delete(api_version, kind, name, namespace)
+    return True, live
+
+
+class Changes(object):
+    """What a module changed, as `changed`, a list of object references and Ansible diffs."""
+
+    def __init__(self):
+        self.changed_objects = []
+        self.diffs = []
+
+    @property
+    def changed(self):
+        return bool(self.changed_objects)
+
+    def record(self, changed, before, after, ref):
+        if not changed:
+            return
+        self.changed_objects.append(ref)
+        self.diffs.append({"before": strip_noise(before), "after": strip_noise(after),
+                           "before_header": ref, "after_header": ref})
+
+    def converge(self, cluster, wanted, remove_labels=()):
+        changed, before, after = converge(cluster, wanted, remove_labels)
+        self.record(changed, before, after, object_ref(wanted))
+        return after
+
+    def remove(self, cluster, api_version, kind, name, namespace=None):
+        changed, before = remove(cluster, api_version, kind, name, namespace)
+        if changed:
+            self.record(True, before, {}, object_ref(before))
+
+    def result(self, module, **extra):
+        result = dict(changed=self.changed, objects=self.changed_objects, **extra)
+        if module._diff:
+            result["diff"] = self.diffs
+        return result

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""Cluster access for meshfleet modules, on top of kubernetes.core's client and auth options.
+
+Every read returns plain dicts; every write goes through here so check mode (server-side dry
+run) and the field manager are applied in one place.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+try:
+    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+except ImportError:  # reported by AnsibleK8SModule's requirement check
+    NotFoundError = ResourceNotFoundError = Exception
+
+FIELD_MANAGER = "meshfleet"
+DRY_RUN = "All"
+
+
+def k8s_module(argument_spec, **kwargs):
+    """An AnsibleK8SModule whose options include kubernetes.core's auth options."""
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(argument_spec)
+    return AnsibleK8SModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+
+
+class Cluster(object):
+    """One cluster, reached with the module's auth options."""
+
+    def __init__(self, module):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.client = get_api_client(module=module).client
+        self._resources = {}
+
+    def resource(self, api_version, kind):
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self.client.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
+
+    def has_kind(self, api_version, kind):
+        try:
+            self.resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def version(self):
+        return self.client.version["kubernetes"]
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        result = self.client.get(self.resource(api_version, kind), namespace=namespace,
+                                 label_selector=label_selector)
+        return [item.to_dict() for item in result.items]
+
+    def get(self, api_version, kind, name, namespace=None):
+        try:
+            return self.client.get(self.resource(api_version, kind), name=name,
+                                   namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def _dry_run(self):
+        return {"dry_run": DRY_RUN} if self.check_mode else {}
+
+    def apply(self, body, force=True):
+        """Server-side apply as the meshfleet field manager; the object as the server has it."""
+        meta = body["metadata"]
+        return self.client.server_side_apply(
+            self.resource(body["apiVersion"], body["kind"]), body=body, name=meta["name"],
+            namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
+            force_conflicts=force, **self._dry_run()).to_dict()
+
+    def merge_patch(self, api_version, kind, name, patch, namespace=None):
+        return self.client.patch(
+            self.resource(api_version, kind), body=patch, name=name, namespace=namespace,
+            content_type="application/merge-patch+json", field_manager=FIELD_MANAGER,
+            **self._dry_run()).to_dict()
+
+    def delete(self, api_version, kind, name, namespace=None):
+        try:
+            self.client.delete(self.resource(api_version, kind), name=name, namespace=namespace,
+                               **self._dry_run())
+        except NotFoundError:
+            return False
+        return True

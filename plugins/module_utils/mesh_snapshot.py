@@ -1,0 +1,335 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""One read of a cluster (one LIST per kind) turned into a model of its mesh: revisions, tags,
+namespaces, pods by the revision that really injected them, gateways, webhooks.
+
+`read_cluster` talks to the API; everything else is pure and unit-tested on plain dicts.
+"""
+
+from __future__ import annotations
+
+REV_LABEL = "istio.io/rev"
+TAG_LABEL = "istio.io/tag"
+INJECTION_LABEL = "istio-injection"
+INJECT_LABEL = "sidecar.istio.io/inject"
+STABLE_SERVICE_LABEL = "meshfleet.io/stable-gateway"
+VALIDATOR = "istiod-default-validator"
+LEGACY_INJECTOR = "istio-sidecar-injector"
+OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
+NEVER_MATCH = {"matchExpressions": [{"key": "istio.io/deactivated", "operator": "In",
+                                     "values": ["never-match"]}]}
+
+
+def read_cluster(cluster, istio_namespace="istio-system"):
+    """Everything the model needs, one LIST per kind."""
+    return {
+        "kubernetes_version": cluster.version().get("gitVersion", ""),
+        "istio_namespace": istio_namespace,
+        "namespaces": cluster.list("v1", "Namespace"),
+        "pods": cluster.list("v1", "Pod"),
+        "deployments": cluster.list("apps/v1", "Deployment", label_selector=REV_LABEL),
+        "istio_services": cluster.list("v1", "Service", namespace=istio_namespace),
+        "stable_services": cluster.list("v1", "Service", label_selector=STABLE_SERVICE_LABEL),
+        "mutating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
+                                          "MutatingWebhookConfiguration"),
+        "validating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
+                                            "ValidatingWebhookConfiguration"),
+    }
+
+
+def _meta(obj):
+    return obj.get("metadata") or {}
+
+
+def _labels(obj):
+    return _meta(obj).get("labels") or {}
+
+
+def _annotations(obj):
+    return _meta(obj).get("annotations") or {}
+
+
+class MeshSnapshot(object):
+    """The mesh of one cluster as read at one moment."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.istio_namespace = raw["istio_namespace"]
+        self.revisions = self._revisions()
+        self.tags = self._tags()
+
+    # ------------------------------------------------------------ control planes
+
+    def _istiod_deployments(self):
+        return [d for d in self.raw["deployments"]
+                if _meta(d).get("namespace") == self.istio_namespace
+                and _labels(d).get("app") == "istiod"]
+
+    def _revisions(self):
+        revisions = {}
+        for deployment in self._istiod_deployments():
+            labels = _labels(deployment)
+            revision = labels.get(REV_LABEL) or "default"
+            status = deployment.get("status") or {}
+            wanted = (deployment.get("spec") or {}).get("replicas", 1)
+            ready = status.get("readyReplicas") or 0
+            revisions[revision] = {
+                "deployment": _meta(deployment)["name"],
+                "version": labels.get("app.kubernetes.io/version", ""),
+                "replicas": wanted,
+                "ready_replicas": ready,
+                "ready": ready >= 1 and ready >= min(wanted, 1),
+                "engine": engine_of(deployment),
+            }
+        return revisions
+
+    def _tags(self):
+        tags = {}
+        for mwc in self.raw["mutating_webhooks"]:
+            labels = _labels(mwc)
+            if TAG_LABEL in labels:
+                tags[labels[TAG_LABEL]] = labels.get(REV_LABEL, "")
+        return tags
+
+    def revision_names(self):
+        return sorted(self.revisions)
+
+    def resolve(self, name):
+        """The revision a namespace or pod label value selects (a revision or a tag)."""
+        if name in self.tags:
+            return self.tags[name]
+        return name
+
+    @property
+    def default_revision(self):
+        return self.tags.get("default")
+
+    def validator(self):
+        for vwc in self.raw["validating_webhooks"]:
+            if _meta(vwc)["name"] == VALIDATOR:
+                hooks = vwc.get("webhooks") or [{}]
+                service = (hooks[0].get("clientConfig") or {}).get("service") or {}
+                target = service.get("name", "")
+                revision = target[len("istiod-"):] if target.startswith("istiod-") else target
+                return {
+                    "exists": True, "service": target, "revision": revision,
+                    "label_revision": _labels(vwc).get(REV_LABEL, ""),
+                    "failure_policy": hooks[0].get("failurePolicy", ""),
+                    "target_exists": self.service_exists(target),
+                }
+        return {"exists": False, "service": "", "revision": "", "label_revision": "",
+                "failure_policy": "", "target_exists": False}
+
+    def service_exists(self, name):
+        return any(_meta(s)["name"] == name for s in self.raw["istio_services"])
+
+    # ------------------------------------------------------------ data plane
+
+    def namespaces(self):
+        result = []
+        for ns in self.raw["namespaces"]:
+            labels = _labels(ns)
+            rev_label = labels.get(REV_LABEL)
+            injection = labels.get(INJECTION_LABEL)
+            if injection == "enabled":
+                selects = self.default_revision
+            elif rev_label and injection is None:
+                selects = self.resolve(rev_label)
+            else:
+                selects = None
+            result.append({"name": _meta(ns)["name"], "rev_label": rev_label,
+                           "injection_label": injection, "revision": selects})
+        return result
+
+    def injected_pods(self):
+        """Pods that carry a sidecar, by the revision that injected them (its annotation)."""
+        pods = []
+        for pod in self.raw["pods"]:
+            revision = _annotations(pod).get(REV_LABEL)
+            if not revision or (pod.get("status") or {}).get("phase") == "Succeeded":
+                continue
+            pods.append({"namespace": _meta(pod)["namespace"], "name": _meta(pod)["name"],
+                         "revision": revision, "owner": owner_kind(pod),
+                         "phase": (pod.get("status") or {}).get("phase", "")})
+        return pods
+
+    def pods_by_revision(self):
+        counts = {}
+        for pod in self.injected_pods():
+            counts[pod["revision"]] = counts.get(pod["revision"], 0) + 1
+        return counts
+
+    # ------------------------------------------------------------ gateways
+
+    def gateways(self):
+        result = []
+        for deployment in self.raw["deployments"]:
+            labels = _labels(deployment)
+            kind = labels.get("istio")
+            if not kind or labels.get("app") == "istiod":
+                continue
+            status = deployment.get("status") or {}
+            result.append({"name": _meta(deployment)["name"],
+                           "namespace": _meta(deployment)["namespace"],
+                           "kind": kind, "revision": labels.get(REV_LABEL, ""),
+                           "replicas": (deployment.get("spec") or {}).get("replicas", 1),
+                           "ready_replicas": status.get("readyReplicas") or 0})
+        return result
+
+    def gateway_services(self):
+        result = []
+        for service in self.raw["stable_services"]:
+            selector = (service.get("spec") or {}).get("selector") or {}
+            result.append({"name": _meta(service)["name"],
+                           "namespace": _meta(service)["namespace"],
+                           "kind": selector.get("istio", ""),
+                           "serving_revision": selector.get(REV_LABEL, ""),
+                           "type": (service.get("spec") or {}).get("type", "")})
+        return result
+
+    # ------------------------------------------------------------ webhooks
+
+    def injection_webhooks(self):
+        """Active injection webhooks: (configuration, webhook name, what it claims)."""
+        claims = []
+        for mwc in self.raw["mutating_webhooks"]:
+            for hook in mwc.get("webhooks") or []:
+                if "sidecar-injector.istio.io" not in hook.get("name", ""):
+                    continue
+                for claim in webhook_claims(hook):
+                    claims.append((_meta(mwc)["name"], hook["name"], claim))
+        return claims
+
+    def overlapping_webhooks(self):
+        by_claim = {}
+        for config, hook, claim in self.injection_webhooks():
+            by_claim.setdefault(claim, set()).add(config)
+        return [{"claim": claim, "configurations": sorted(configs)}
+                for claim, configs in sorted(by_claim.items()) if len(configs) > 1]
+
+    def orphaned_webhooks(self):
+        """Injection webhook configurations whose istiod Service does not exist."""
+        orphans = []
+        for mwc in self.raw["mutating_webhooks"]:
+            for hook in mwc.get("webhooks") or []:
+                service = (hook.get("clientConfig") or {}).get("service") or {}
+                if ("sidecar-injector.istio.io" in hook.get("name", "")
+                        and service.get("namespace") == self.istio_namespace
+                        and not self.service_exists(service.get("name", ""))
+                        and not is_neutralised(hook)):
+                    orphans.append({"configuration": _meta(mwc)["name"],
+                                    "service": service.get("name", "")})
+                    break
+        return orphans
+
+    # ------------------------------------------------------------ in-use rule
+
+    def uses_of(self, revision):
+        """Why a revision is still in use (an empty list: nothing uses it).
+
+        Sail Operator's rule: a tag, a namespace label, an injected pod's annotation, a pod label
+        naming it or one of its tags, or the validator pointing at it. Succeeded pods are ignored;
+        Failed pods count, since a restart would bring them back on the same revision.
+        """
+        names = {revision} | {tag for tag, rev in self.tags.items() if rev == revision}
+        reasons = ["tag %s" % tag for tag, rev in sorted(self.tags.items()) if rev == revision]
+        for ns in self.namespaces():
+            if ns["revision"] == revision:
+                reasons.append("namespace %s" % ns["name"])
+        for pod in self.raw["pods"]:
+            if (pod.get("status") or {}).get("phase") == "Succeeded":
+                continue
+            annotated = _annotations(pod).get(REV_LABEL)
+            labelled = _labels(pod).get(REV_LABEL)
+            if _labels(pod).get("app") == "istiod":
+                continue
+            if annotated == revision or labelled in names:
+                reasons.append("pod %s/%s" % (_meta(pod)["namespace"], _meta(pod)["name"]))
+        if self.validator()["revision"] == revision:
+            reasons.append("validator %s" % VALIDATOR)
+        return reasons
+
+    # ------------------------------------------------------------ summary
+
+    def engine(self):
+        engines = sorted({r["engine"] for r in self.revisions.values()})
+        if not engines:
+            return "none"
+        return engines[0] if len(engines) == 1 else "mixed"
+
+    def facts(self):
+        revisions = {}
+        for name, info in self.revisions.items():
+            entry = dict(info)
+            entry["tags"] = sorted(t for t, r in self.tags.items() if r == name)
+            entry["in_use"] = self.uses_of(name)
+            revisions[name] = entry
+        return {
+            "kubernetes_version": self.raw["kubernetes_version"],
+            "istio_namespace": self.istio_namespace,
+            "engine": self.engine(),
+            "revisions": revisions,
+            "tags": dict(self.tags),
+            "default_revision": self.default_revision,
+            "validator": self.validator(),
+            "namespaces": [ns for ns in self.namespaces()
+                           if ns["rev_label"] or ns["injection_label"]],
+            "pods_by_revision": self.pods_by_revision(),
+            "gateways": self.gateways(),
+            "gateway_services": self.gateway_services(),
+            "overlapping_webhooks": self.overlapping_webhooks(),
+            "orphaned_webhooks": self.orphaned_webhooks(),
+            "problems": self.problems(),
+        }
+
+    def problems(self):
+        found = []
+        validator = self.validator()
+        if validator["exists"] and not validator["target_exists"]:
+            found.append("validator %s points at Service %s, which does not exist: every Istio "
+                         "resource write fails or skips validation"
+                         % (VALIDATOR, validator["service"] or "(none)"))
+        for tag, revision in sorted(self.tags.items()):
+            if revision not in self.revisions:
+                found.append("tag %s points at revision %s, which is not installed" % (tag, revision))
+        for overlap in self.overlapping_webhooks():
+            found.append("injection webhooks overlap on %s: %s"
+                         % (overlap["claim"], ", ".join(overlap["configurations"])))
+        for orphan in self.orphaned_webhooks():
+            found.append("webhook configuration %s targets missing Service %s"
+                         % (orphan["configuration"], orphan["service"]))
+        return found
+
+
+def engine_of(deployment):
+    labels = _labels(deployment)
+    owner = labels.get(OPERATOR_OWNER_LABEL, "unknown")
+    if owner not in ("", "unknown"):
+        return "operator"
+    if labels.get("app.kubernetes.io/managed-by") == "Helm":
+        return "helm"
+    return "istioctl"
+
+
+def owner_kind(pod):
+    owners = _meta(pod).get("ownerReferences") or []
+    return owners[0]["kind"] if owners else "Pod"
+
+
+def is_neutralised(hook):
+    return hook.get("namespaceSelector") == NEVER_MATCH or hook.get("objectSelector") == NEVER_MATCH
+
+
+def webhook_claims(hook):
+    """What a sidecar-injector webhook matches, as comparable claims."""
+    if is_neutralised(hook):
+        return []
+    claims = []
+    for selector_name in ("namespaceSelector", "objectSelector"):
+        for expr in (hook.get(selector_name) or {}).get("matchExpressions") or []:
+            if expr.get("operator") != "In":
+                continue
+            for value in expr.get("values") or []:
+                claims.append("%s %s=%s" % (selector_name[:-8], expr["key"], value))
+    return claims

@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mesh_info
+short_description: Read the Istio mesh of one cluster
+version_added: 0.1.0
+description:
+  - Reads one cluster with one LIST request per kind and reports its Istio control planes
+    (revisions, their versions and readiness), revision tags, the default revision and where
+    the default validator points, namespaces per tag or revision, pods per revision that really
+    injected them (the injector's C(istio.io/rev) annotation), gateways and which revision each
+    stable gateway Service serves, overlapping or orphaned injection webhooks, the engine that
+    installed each revision, and what still uses each revision.
+  - Never writes.
+author:
+  - meshfleet contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Read-only.
+options:
+  istio_namespace:
+    description: Namespace of the control planes.
+    type: str
+    default: istio-system
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Read the mesh of this cluster
+  meshfleet.istio.mesh_info:
+    kubeconfig: "{{ meshfleet_kubeconfig }}"
+    context: "{{ meshfleet_context }}"
+  register: __mesh
+
+- name: Show which revision each tag selects
+  ansible.builtin.debug:
+    msg: "{{ __mesh.mesh.tags }}"
+"""
+
+RETURN = r"""
+mesh:
+  description: The mesh of the cluster.
+  returned: always
+  type: dict
+  contains:
+    kubernetes_version:
+      description: The apiserver's version.
+      type: str
+      sample: v1.35.4
+    istio_namespace:
+      description: Namespace of the control planes.
+      type: str
+      sample: istio-system
+    engine:
+      description: How the revisions were installed (C(helm), C(operator), C(istioctl), C(mixed), C(none)).
+      type: str
+      sample: helm
+    revisions:
+      description: Control-plane revisions by name, with version, readiness, tags, engine and what uses them.
+      type: dict
+      sample: {"1-31-0": {"version": "1.31.0", "ready": true, "replicas": 2, "ready_replicas": 2,
+               "engine": "helm", "tags": ["default", "prod-stable"], "in_use": ["tag default"]}}
+    tags:
+      description: Revision tags and the revision each points at.
+      type: dict
+      sample: {"default": "1-31-0", "prod-stable": "1-31-0"}
+    default_revision:
+      description: The revision the C(default) tag points at, if any.
+      type: str
+      sample: 1-31-0
+    validator:
+      description: Where C(istiod-default-validator) points and whether that Service exists.
+      type: dict
+      sample: {"exists": true, "revision": "1-31-0", "service": "istiod-1-31-0", "target_exists": true}
+    namespaces:
+      description: Namespaces with an injection label and the revision they select.
+      type: list
+      elements: dict
+      sample: [{"name": "shop", "rev_label": "prod-stable", "injection_label": null, "revision": "1-31-0"}]
+    pods_by_revision:
+      description: Injected pods counted by the revision that injected them (Succeeded pods left out).
+      type: dict
+      sample: {"1-31-0": 12}
+    gateways:
+      description: Gateway Deployments with their kind, revision and readiness.
+      type: list
+      elements: dict
+    gateway_services:
+      description: Stable gateway Services and the revision each one serves.
+      type: list
+      elements: dict
+    overlapping_webhooks:
+      description: Injection claims made by more than one webhook configuration.
+      type: list
+      elements: dict
+    orphaned_webhooks:
+      description: Injection webhook configurations whose istiod Service does not exist.
+      type: list
+      elements: dict
+    problems:
+      description: Conditions that break installs or upgrades, in words.
+      type: list
+      elements: str
+"""
+
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
+    MeshSnapshot,
+    read_cluster,
+)
+
+
+def main():
+    module = k8s_module(dict(istio_namespace=dict(type="str", default="istio-system")))
+    try:
+        raw = read_cluster(Cluster(module), module.params["istio_namespace"])
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_from_exception(error)
+    module.exit_json(changed=False, mesh=MeshSnapshot(raw).facts())
+
+
+if __name__ == "__main__":
+    main()
