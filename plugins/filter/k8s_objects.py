@@ -17,6 +17,17 @@ def namespace_objects(names, labels=None):
     return objects
 
 
+def object_refs(items, api_version, kind):
+    """Bare definitions (name and namespace only) of `kind` for items with name/namespace."""
+    objects = []
+    for item in items:
+        metadata = {"name": item["name"]}
+        if item.get("namespace"):
+            metadata["namespace"] = item["namespace"]
+        objects.append({"apiVersion": api_version, "kind": kind, "metadata": metadata})
+    return objects
+
+
 class FilterModule(object):
     def filters(self):
-        return {"namespace_objects": namespace_objects}
+        return {"namespace_objects": namespace_objects, "object_refs": object_refs}

@@ -60,22 +60,36 @@ class Cluster(object):
         return [item.to_dict() for item in result.items]
 
     def get(self, api_version, kind, name, namespace=None):
+        """The object, or None when it (or, in check mode, its kind) does not exist yet."""
         try:
             return self.client.get(self.resource(api_version, kind), name=name,
                                    namespace=namespace).to_dict()
         except NotFoundError:
             return None
+        except ResourceNotFoundError:
+            if self.check_mode:
+                return None
+            raise
 
     def _dry_run(self):
         return {"dry_run": DRY_RUN} if self.check_mode else {}
 
     def apply(self, body, force=True):
-        """Server-side apply as the meshfleet field manager; the object as the server has it."""
+        """Server-side apply as the meshfleet field manager; the object as the server has it.
+
+        In check mode an object whose kind or namespace an earlier step would create cannot be
+        dry-run; the prediction is then the definition itself.
+        """
         meta = body["metadata"]
-        return self.client.server_side_apply(
-            self.resource(body["apiVersion"], body["kind"]), body=body, name=meta["name"],
-            namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
-            force_conflicts=force, **self._dry_run()).to_dict()
+        try:
+            return self.client.server_side_apply(
+                self.resource(body["apiVersion"], body["kind"]), body=body, name=meta["name"],
+                namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
+                force_conflicts=force, **self._dry_run()).to_dict()
+        except (ResourceNotFoundError, NotFoundError):
+            if self.check_mode:
+                return body
+            raise
 
     def merge_patch(self, api_version, kind, name, patch, namespace=None):
         return self.client.patch(

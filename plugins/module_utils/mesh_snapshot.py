@@ -154,6 +154,14 @@ class MeshSnapshot(object):
                          "phase": (pod.get("status") or {}).get("phase", "")})
         return pods
 
+    def pods_by_namespace(self):
+        """Injected pods counted by namespace, then by revision."""
+        counts = {}
+        for pod in self.injected_pods():
+            per_ns = counts.setdefault(pod["namespace"], {})
+            per_ns[pod["revision"]] = per_ns.get(pod["revision"], 0) + 1
+        return counts
+
     def pods_by_revision(self):
         counts = {}
         for pod in self.injected_pods():
@@ -276,6 +284,7 @@ class MeshSnapshot(object):
             "namespaces": [ns for ns in self.namespaces()
                            if ns["rev_label"] or ns["injection_label"]],
             "pods_by_revision": self.pods_by_revision(),
+            "pods_by_namespace": self.pods_by_namespace(),
             "gateways": self.gateways(),
             "gateway_services": self.gateway_services(),
             "overlapping_webhooks": self.overlapping_webhooks(),

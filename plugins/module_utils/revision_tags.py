@@ -164,11 +164,13 @@ class TagError(ValueError):
     """A tag operation meshfleet refuses, with the way out in its message."""
 
 
-def check_tag_move(snapshot, tag, revision, overwrite):
+def check_tag_move(snapshot, tag, revision, overwrite, revision_may_be_missing=False):
+    """Refusals of `istioctl tag set`. In check mode the revision may be one an earlier step
+    would install."""
     if tag != "default" and tag in snapshot.revisions:
         raise TagError("tag %r has the name of an installed revision; choose another name "
                        "(tags such as prod-stable, prod-canary)" % tag)
-    if revision not in snapshot.revisions:
+    if revision not in snapshot.revisions and not revision_may_be_missing:
         raise TagError("revision %r is not installed (installed: %s)"
                        % (revision, ", ".join(snapshot.revision_names()) or "none"))
     current = snapshot.tags.get(tag)
@@ -194,7 +196,7 @@ def has_tag_service(snapshot, revision):
 
 def set_tag(cluster, snapshot, changes, tag, revision, overwrite=False):
     """Create or move `tag` to `revision`; returns the revision it pointed at before."""
-    previous = check_tag_move(snapshot, tag, revision, overwrite)
+    previous = check_tag_move(snapshot, tag, revision, overwrite, cluster.check_mode)
     ns = snapshot.istio_namespace
     with_service = has_tag_service(snapshot, revision)
     for obj in tag_objects(tag, revision, ns, with_service):

@@ -95,6 +95,10 @@ mesh:
       description: Injected pods counted by the revision that injected them (Succeeded pods left out).
       type: dict
       sample: {"1-31-0": 12}
+    pods_by_namespace:
+      description: Injected pods counted by namespace, then by the revision that injected them.
+      type: dict
+      sample: {"shop": {"1-31-0": 3}}
     gateways:
       description: Gateway Deployments with their kind, revision and readiness.
       type: list

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""Helm releases, read before they are written.
+
+A release is upgraded only when its chart version or its values differ from the wanted ones,
+so an unchanged release costs reads only. The diff is real: the manifest Helm holds for the
+release against the manifest the wanted chart and values render to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
+
+
+class HelmError(Exception):
+    pass
+
+
+class Helm(object):
+    """The helm binary, pointed at one cluster."""
+
+    def __init__(self, module, binary, kubeconfig=None, context=None):
+        self.module = module
+        self.binary = binary
+        self.cluster_args = []
+        if kubeconfig:
+            self.cluster_args += ["--kubeconfig", kubeconfig]
+        if context:
+            self.cluster_args += ["--kube-context", context]
+
+    def run(self, args, absent_ok=False):
+        """Run helm; with `absent_ok`, a missing release gives None instead of an error."""
+        rc, out, err = self.module.run_command([self.binary] + args + self.cluster_args)
+        if rc != 0:
+            if absent_ok and "not found" in err:
+                return None
+            raise HelmError("helm %s failed: %s" % (" ".join(args[:2]), (err or out).strip()))
+        return out
+
+    def metadata(self, release, namespace):
+        """Name, chart, chart version, revision and status of a release; None if absent."""
+        out = self.run(["get", "metadata", release, "-n", namespace, "-o", "json"],
+                       absent_ok=True)
+        return json.loads(out) if out is not None else None
+
+    def values(self, release, namespace):
+        out = self.run(["get", "values", release, "-n", namespace, "-o", "json"])
+        return json.loads(out) or {}
+
+    def manifest(self, release, namespace):
+        return self.run(["get", "manifest", release, "-n", namespace])
+
+    def chart_version(self, chart):
+        out = self.run(["show", "chart", chart.ref] + chart.source_args())
+        for line in out.splitlines():
+            if line.startswith("version:"):
+                return line.split(":", 1)[1].strip().strip('"')
+        raise HelmError("helm show chart %s: no version" % chart.ref)
+
+    def template(self, release, namespace, chart, values_file):
+        args = ["template", release, chart.ref, "-n", namespace, "-f", values_file,
+                "--is-upgrade"] + chart.source_args()
+        return self.run(args)
+
+
+class Chart(object):
+    def __init__(self, ref, repo_url=None, version=None):
+        self.ref = ref
+        self.repo_url = repo_url
+        self.version = version
+
+    def source_args(self):
+        args = []
+        if self.repo_url:
+            args += ["--repo", self.repo_url]
+        if self.version:
+            args += ["--version", self.version]
+        return args
+
+
+def needs_upgrade(metadata, current_values, wanted_version, wanted_values):
+    """Why the release must be (re)deployed, or an empty string."""
+    if metadata is None:
+        return "not installed"
+    if metadata.get("status") != "deployed":
+        return "release is %s" % metadata.get("status")
+    if metadata.get("version") != wanted_version:
+        return "chart %s -> %s" % (metadata.get("version"), wanted_version)
+    if normalise(current_values) != normalise(wanted_values):
+        return "values differ"
+    return ""
+
+
+def normalise(values):
+    """Values as Helm stores them (JSON round trip: tuples become lists, keys are strings)."""
+    return json.loads(json.dumps(values or {}, sort_keys=True))
+
+
+def write_values(values):
+    handle, path = tempfile.mkstemp(suffix=".json", prefix="meshfleet-values-")
+    with os.fdopen(handle, "w") as out:
+        json.dump(values or {}, out)
+    return path
+
+
+def recover_interrupted(helm, release, namespace, metadata):
+    """A release left pending by an interrupted run blocks every later upgrade: roll an
+    interrupted upgrade back to its last deployed revision, remove an interrupted or failed
+    first install (Helm cannot upgrade a release that was never deployed)."""
+    state = metadata.get("status")
+    if state == "pending-install" or (state == "failed" and metadata.get("revision") == 1):
+        helm.run(["uninstall", release, "-n", namespace, "--wait"])
+    elif state in PENDING:
+        helm.run(["rollback", release, "-n", namespace, "--wait"])
+
+
+def deploy(helm, release, namespace, chart, values_file, wait, timeout):
+    args = ["upgrade", "--install", release, chart.ref, "-n", namespace, "-f", values_file]
+    args += chart.source_args()
+    if wait:
+        args += ["--wait", "--timeout", timeout]
+    helm.run(args)

@@ -1,0 +1,98 @@
+"""The mesh model and the in-use rule, on plain objects as the API returns them."""
+
+from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import MeshSnapshot
+
+
+def istiod(revision, version, ready=2):
+    return {"metadata": {"name": f"istiod-{revision}", "namespace": "istio-system",
+                         "labels": {"app": "istiod", "istio.io/rev": revision,
+                                    "app.kubernetes.io/version": version,
+                                    "app.kubernetes.io/managed-by": "Helm"}},
+            "spec": {"replicas": 2}, "status": {"readyReplicas": ready}}
+
+
+def namespace(name, **labels):
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def pod(ns, name, revision=None, phase="Running", label=None):
+    meta = {"name": name, "namespace": ns, "annotations": {}, "labels": {}}
+    if revision:
+        meta["annotations"]["istio.io/rev"] = revision
+    if label:
+        meta["labels"]["istio.io/rev"] = label
+    return {"metadata": meta, "status": {"phase": phase}}
+
+
+def service(name):
+    return {"metadata": {"name": name, "namespace": "istio-system"}}
+
+
+def snapshot(**overrides):
+    raw = {"kubernetes_version": "v1.35.4", "istio_namespace": "istio-system",
+           "namespaces": [], "pods": [],
+           "deployments": [istiod("1-30-dev", "1.30-dev"), istiod("1-31-0", "1.31.0")],
+           "istio_services": [service("istiod-1-30-dev"), service("istiod-1-31-0")],
+           "stable_services": [],
+           "mutating_webhooks": [revision_tags.tag_webhook_configuration("default", "1-31-0"),
+                                 revision_tags.tag_webhook_configuration("prod-stable", "1-30-dev")],
+           "validating_webhooks": [revision_tags.default_validator_target("1-31-0")]}
+    raw.update(overrides)
+    return MeshSnapshot(raw)
+
+
+def test_namespaces_resolve_tags_and_injection_enabled_to_revisions():
+    snap = snapshot(namespaces=[namespace("a", **{"istio.io/rev": "prod-stable"}),
+                                namespace("b", **{"istio-injection": "enabled"}),
+                                namespace("c", **{"istio.io/rev": "1-31-0", "istio-injection": "disabled"}),
+                                namespace("d")])
+    assert {n["name"]: n["revision"] for n in snap.namespaces()} == {
+        "a": "1-30-dev", "b": "1-31-0", "c": None, "d": None}
+
+
+def test_pods_count_under_the_revision_that_injected_them_not_their_label():
+    snap = snapshot(pods=[pod("a", "p1", "1-30-dev", label="prod-stable"),
+                          pod("a", "p2", "1-31-0", label="prod-stable"),
+                          pod("a", "job", "1-30-dev", phase="Succeeded"),
+                          pod("a", "plain")])
+    assert snap.pods_by_revision() == {"1-30-dev": 1, "1-31-0": 1}
+    assert snap.pods_by_namespace() == {"a": {"1-30-dev": 1, "1-31-0": 1}}
+
+
+def test_a_revision_is_in_use_for_each_reason_of_the_rule():
+    snap = snapshot(namespaces=[namespace("a", **{"istio.io/rev": "prod-stable"})],
+                    pods=[pod("b", "failed", "1-30-dev", phase="Failed"),
+                          pod("c", "done", "1-30-dev", phase="Succeeded")])
+    assert snap.uses_of("1-30-dev") == ["tag prod-stable", "namespace a", "pod b/failed"]
+    assert snap.uses_of("1-31-0") == ["tag default", "validator istiod-default-validator"]
+
+
+def test_an_unused_revision_has_no_uses():
+    snap = snapshot(mutating_webhooks=[revision_tags.tag_webhook_configuration("default", "1-31-0")])
+    assert snap.uses_of("1-30-dev") == []
+
+
+def test_a_validator_pointing_at_a_missing_service_is_a_problem():
+    snap = snapshot(istio_services=[service("istiod-1-30-dev")])
+    assert snap.validator()["target_exists"] is False
+    assert any("istiod-default-validator points at Service istiod-1-31-0" in p for p in snap.problems())
+    assert snap.orphaned_webhooks() == [{"configuration": "istio-revision-tag-default",
+                                         "service": "istiod-1-31-0"}]
+
+
+def test_overlapping_injection_webhooks_are_found_and_a_neutralised_one_is_not():
+    legacy = revision_tags.tag_webhook_configuration("default", "1-30-dev")
+    legacy["metadata"]["name"] = "istio-sidecar-injector"
+    hooks = [revision_tags.tag_webhook_configuration("default", "1-31-0"), legacy]
+    overlaps = snapshot(mutating_webhooks=hooks).overlapping_webhooks()
+    assert {"claim": "namespace istio-injection=enabled",
+            "configurations": ["istio-revision-tag-default", "istio-sidecar-injector"]} in overlaps
+    hooks[1] = revision_tags.neutralised_legacy_injector(legacy)
+    assert snapshot(mutating_webhooks=hooks).overlapping_webhooks() == []
+
+
+def test_engine_and_readiness_come_from_the_istiod_deployments():
+    snap = snapshot(deployments=[istiod("1-31-0", "1.31.0", ready=0)])
+    assert snap.revisions["1-31-0"]["ready"] is False
+    assert snap.engine() == "helm"
