@@ -7,6 +7,9 @@ import pytest
 
 from localfleet import netns
 from localfleet.fleet import Fleet
+from tests.unit.conftest import link_collection
+
+link_collection()
 
 
 def _wanted_clusters() -> int:

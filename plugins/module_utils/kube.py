@@ -16,7 +16,12 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import An
 try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 except ImportError:  # reported by AnsibleK8SModule's requirement check
-    NotFoundError = ResourceNotFoundError = Exception
+
+    class NotFoundError(Exception):
+        pass
+
+    class ResourceNotFoundError(Exception):
+        pass
 
 FIELD_MANAGER = "meshfleet"
 DRY_RUN = "All"

@@ -94,8 +94,8 @@ def check_upgrade_jump(current, target, max_minors=1):
     if distance > max_minors:
         raise VersionError(
             "%s -> %s jumps %d minors; the policy allows %d. Upgrade through %s first, or raise "
-            "the allowed jump (at most 2)" % (current, target, distance, max_minors,
-                                            _next_minor(current)))
+            "the allowed jump (at most 2)"
+            % (current, target, distance, max_minors, _next_minor(current)))
     return distance
 
 

@@ -21,7 +21,7 @@ description:
     to its last deployed revision first, and one left C(pending-install) (or a failed first
     install) is removed, so a rerun converges.
 author:
-  - meshfleet contributors
+  - meshfleet contributors (@meshfleet)
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,7 @@ description:
     installed each revision, and what still uses each revision.
   - Never writes.
 author:
-  - meshfleet contributors
+  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

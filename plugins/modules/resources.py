@@ -18,7 +18,7 @@ description:
     C(kubernetes.core.k8s) cannot promise (it patches existing objects on every run).
   - Used by the roles for namespaces, stable gateway Services and mesh-wide configuration.
 author:
-  - meshfleet contributors
+  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

@@ -20,7 +20,7 @@ description:
   - Reads first and writes only what differs, so an unchanged tag sends no write request.
     C(caBundle) and the validator's C(failurePolicy) belong to istiod and are never written.
 author:
-  - meshfleet contributors
+  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

@@ -7,7 +7,12 @@ REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "build" / "pytest-collections"
 
 
-def _link_collection():
+def link_collection():
+    try:
+        import ansible_collections.meshfleet.istio  # noqa: F401 (an installed copy is enough)
+        return
+    except ImportError:
+        pass
     link = ROOT / "ansible_collections" / "meshfleet" / "istio"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
@@ -16,4 +21,4 @@ def _link_collection():
         sys.path.insert(0, str(ROOT))
 
 
-_link_collection()
+link_collection()

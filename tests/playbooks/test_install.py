@@ -1,0 +1,209 @@
+"""install.yml on a fleet of three empty clusters, then again, then check and diff mode, bad
+input, the status report and uninstall.yml. The tests run in file order and build on each
+other, as an operator's sessions would."""
+
+import json
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.fleet
+
+REVISION = "1-31-0"
+OVERRIDES = {
+    "cluster2": {"meshfleet_istiod_cluster_values": {"autoscaleMax": 7}},
+    "cluster3": {"meshfleet_trust_domain": "cluster3.example", "meshfleet_network": "east"},
+}
+
+
+@pytest.fixture(scope="module")
+def apis(fleet):
+    return {c.spec.name: api_client(fleet, c.spec.name) for c in fleet.clusters}
+
+
+def namespace_exists(api, name):
+    return any(ns.metadata.name == name for ns in client.CoreV1Api(api).list_namespace().items)
+
+
+def test_the_fleet_starts_without_istio(apis):
+    for name, api in apis.items():
+        assert not namespace_exists(api, "istio-system"), f"{name} is not empty"
+
+
+def test_check_mode_on_empty_clusters_predicts_and_writes_nothing(run_playbook, write_counter):
+    counter = write_counter()
+    run = run_playbook("install", check=True, host_vars=OVERRIDES)
+    assert run.rc == 0, run.output
+    assert all(changed > 0 for changed in run.changed().values()), run.recap()
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+
+
+def test_install_builds_the_production_layout(run_playbook, apis):
+    run = run_playbook("install", host_vars=OVERRIDES)
+    assert run.rc == 0, run.output
+    assert run.failed_hosts() == []
+    for name, api in apis.items():
+        assert_layout(name, api)
+
+
+def assert_layout(name, api):
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for ns in ("istio-config", "istio-system", "istio-gateways"):
+        labels = core.read_namespace(ns).metadata.labels or {}
+        assert "istio-injection" not in labels and "istio.io/rev" not in labels, (name, ns)
+
+    istiod = apps.read_namespaced_deployment(f"istiod-{REVISION}", "istio-system")
+    assert istiod.status.ready_replicas == 2
+    hpa = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
+        f"istiod-{REVISION}", "istio-system")
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 7 if name == "cluster2" else 5)
+    client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(f"istiod-{REVISION}",
+                                                                  "istio-system")
+    mesh = yaml_load(core.read_namespaced_config_map(f"istio-{REVISION}", "istio-system").data["mesh"])
+    assert mesh["rootNamespace"] == "istio-config"
+    assert mesh["trustDomain"] == ("cluster3.example" if name == "cluster3" else "cluster.local")
+    assert mesh["accessLogEncoding"] == "JSON"
+    assert mesh["outboundTrafficPolicy"]["mode"] == "ALLOW_ANY"
+
+    assert_tags_and_validator(api)
+    assert_gateways(name, api)
+    peer = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "security.istio.io", "v1", "istio-config", "peerauthentications", "default")
+    assert peer["spec"]["mtls"]["mode"] == "PERMISSIVE"
+
+
+def yaml_load(text):
+    import yaml
+    return yaml.safe_load(text)
+
+
+def assert_tags_and_validator(api):
+    adm = client.AdmissionregistrationV1Api(api)
+    for tag in ("default", "prod-stable"):
+        mwc = adm.read_mutating_webhook_configuration(f"istio-revision-tag-{tag}")
+        assert mwc.metadata.labels["istio.io/rev"] == REVISION
+        assert {h.client_config.service.name for h in mwc.webhooks} == {f"istiod-{REVISION}"}
+        svc = client.CoreV1Api(api).read_namespaced_service(f"istiod-revision-tag-{tag}",
+                                                           "istio-system")
+        assert svc.spec.selector == {"app": "istiod", "istio.io/rev": REVISION}
+    validator = adm.read_validating_webhook_configuration("istiod-default-validator")
+    assert validator.webhooks[0].client_config.service.name == f"istiod-{REVISION}"
+
+
+def assert_gateways(name, api):
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for gateway, kind in (("istio-ingressgateway", "ingressgateway"),
+                          ("istio-egressgateway", "egressgateway")):
+        deployment = apps.read_namespaced_deployment(f"{gateway}-{REVISION}", "istio-gateways")
+        assert deployment.status.ready_replicas == 2, (name, gateway)
+        pods = core.list_namespaced_pod("istio-gateways",
+                                        label_selector=f"istio={kind},istio.io/rev={REVISION}").items
+        assert pods and all(p.metadata.annotations.get("istio.io/rev") == REVISION for p in pods)
+        assert all(any(c.name == "istio-proxy" for c in p.spec.containers) for p in pods)
+        stable = core.read_namespaced_service(gateway, "istio-gateways")
+        assert stable.spec.type == "LoadBalancer"
+        assert stable.spec.selector == {"istio": kind, "istio.io/rev": REVISION}
+        assert "app.kubernetes.io/managed-by" not in (stable.metadata.annotations or {})
+        assert (stable.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "meshfleet"
+
+
+def test_a_second_run_changes_nothing_and_writes_nothing(run_playbook, write_counter):
+    counter = write_counter()
+    run = run_playbook("install", host_vars=OVERRIDES)
+    assert run.rc == 0, run.output
+    assert run.changed() == {"cluster1": 0, "cluster2": 0, "cluster3": 0}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+
+
+def test_diff_mode_shows_the_real_changes_and_check_mode_writes_none(run_playbook, write_counter):
+    counter = write_counter()
+    run = run_playbook("install", check=True, diff=True, limit="cluster1",
+                       extra_vars={"meshfleet_mtls_mode": "STRICT",
+                                   "meshfleet_istiod_values": {"autoscaleMax": 9}})
+    assert run.rc == 0, run.output
+    assert '-            "mode": "PERMISSIVE"\n+            "mode": "STRICT"' in run.output
+    assert "-  maxReplicas: 5\n+  maxReplicas: 9" in run.output
+    assert counter.writes()["cluster1"] == []
+
+
+@pytest.mark.parametrize("extra_vars,message", [
+    ({"meshfleet_istio_version": "1.31.7"}, "newest known 1.31 release is 1.31.1"),
+    ({"meshfleet_istio_version": "1.31"}, "not an Istio version"),
+    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "gateways_list is invalid"),
+    ({"meshfleet_stable_tag": REVISION}, "istiod_stable_tag must be a DNS label that is not a revision"),
+    ({"meshfleet_stable_tag": "Prod_Stable"}, "istiod_stable_tag must be a DNS label"),
+    ({"meshfleet_context": "nowhere"}, "context"),
+])
+def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra_vars, message):
+    counter = write_counter()
+    run = run_playbook("install", extra_vars=extra_vars)
+    assert run.rc != 0
+    assert message in run.output, run.output[-3000:]
+    assert sorted(run.failed_hosts()) == ["cluster1", "cluster2", "cluster3"]
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+
+
+def test_one_bad_cluster_fails_alone(run_playbook, write_counter, fleet):
+    counter = write_counter()
+    run = run_playbook("install", host_vars={"cluster2": {"meshfleet_kubeconfig": "/nonexistent"}})
+    assert run.failed_hosts() == ["cluster2"]
+    assert "cluster2: meshfleet_kubeconfig /nonexistent does not exist" in run.output
+    assert run.changed()["cluster1"] == 0 and run.changed()["cluster3"] == 0
+    assert counter.writes()["cluster2"] == []
+
+
+def test_status_writes_the_fleet_report(run_playbook, tmp_path):
+    run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)})
+    assert run.rc == 0, run.output
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    assert sorted(report) == ["cluster1", "cluster2", "cluster3"]
+    for mesh in report.values():
+        assert mesh["tags"] == {"default": REVISION, "prod-stable": REVISION}
+        assert mesh["revisions"][REVISION]["ready"] is True
+        assert {s["serving_revision"] for s in mesh["gateway_services"]} == {REVISION}
+        assert mesh["problems"] == []
+    table = (tmp_path / "fleet.md").read_text()
+    assert f"| cluster2 | v1.35.4 | helm | {REVISION} (1.31.0, ready) |" in table
+
+
+def test_uninstall_refuses_while_workloads_have_sidecars(run_playbook, apis):
+    core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
+    core.create_namespace({"metadata": {"name": "shop", "labels": {"istio.io/rev": "prod-stable"}}})
+    apps.create_namespaced_deployment("shop", {
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]}}}})
+    wait_for_injected_pod(core)
+    run = run_playbook("uninstall", limit="cluster1")
+    assert run.rc != 0
+    assert "pods with sidecars still run in namespace(s) shop" in run.output
+    core.delete_namespace("shop")
+
+
+def wait_for_injected_pod(core):
+    import time
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod("shop").items
+        if pods and (pods[0].metadata.annotations or {}).get("istio.io/rev") == REVISION:
+            return
+        time.sleep(0.5)
+    raise AssertionError("no injected pod in namespace shop")
+
+
+def test_uninstall_removes_everything_but_the_crds(run_playbook, apis):
+    run = run_playbook("uninstall", extra_vars={"meshfleet_force": True})
+    assert run.rc == 0, run.output
+    for name, api in apis.items():
+        adm = client.AdmissionregistrationV1Api(api)
+        istio_hooks = [m.metadata.name for m in adm.list_mutating_webhook_configuration().items
+                       if "istio" in m.metadata.name]
+        istio_validators = [v.metadata.name for v in adm.list_validating_webhook_configuration().items
+                            if "istio" in v.metadata.name]
+        assert istio_hooks == [] and istio_validators == [], name
+        assert not namespace_exists(api, "istio-gateways")
+        crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+        assert any(c.metadata.name == "peerauthentications.security.istio.io" for c in crds)
