@@ -1,11 +1,12 @@
-"""Subcommands of `python -m localfleet`: build, charts, up, down, status, exec, stop, start."""
+"""Subcommands of `python -m localfleet`: build, charts, up, down, status, exec, stop, start,
+audit."""
 
 import argparse
 import json
 import os
 import sys
 
-from . import charts, gobuild, netns
+from . import audit, charts, gobuild, netns
 from .fleet import DEFAULT_FLEET, Fleet, format_status
 from .progress import FleetError
 
@@ -31,6 +32,14 @@ def parse(argv):
         one = sub.add_parser(verb, help=f"{verb} one component of one cluster")
         one.add_argument("cluster")
         one.add_argument("component")
+    writes = sub.add_parser("audit", help="count the write requests in a cluster's audit log "
+                                          "(create, update, patch, delete; not dry runs)")
+    writes.add_argument("cluster")
+    writes.add_argument("--mark", action="store_true",
+                        help="print a marker (the log's current end) to pass to --since later")
+    writes.add_argument("--since", type=int, default=0, help="count only writes after this marker")
+    writes.add_argument("--user", help="count only writes acting as this user")
+    writes.add_argument("--list", action="store_true", help="print the writes, not their number")
     return parser.parse_args(argv)
 
 
@@ -76,7 +85,17 @@ def dispatch(args):
         fleet.start_component(args.cluster, args.component)
     elif args.command == "exec":
         return exec_in_fleet(fleet, args.argv)
+    elif args.command == "audit":
+        print_writes(fleet.cluster(args.cluster).audit_log, args)
     return 0
+
+
+def print_writes(log, args):
+    if args.mark:
+        print(audit.mark(log))
+        return
+    found = audit.writes(log, args.since, args.user)
+    print("\n".join(audit.describe(e) for e in found) if args.list else len(found))
 
 
 def exec_in_fleet(fleet: Fleet, argv):

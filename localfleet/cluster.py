@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kubeconfig
+from . import kubeconfig, stages
 from .pki import ClusterPKI
 from .progress import FleetError
 
@@ -111,10 +111,15 @@ class Cluster:
     def audit_log(self) -> Path:
         return self.dir / "audit.log"
 
+    @property
+    def kwok_config(self) -> Path:
+        return self.dir / "kwok.yaml"
+
     def prepare(self) -> None:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         self.pki.create(self.spec.kubernetes_service_ip)
         (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        stages.write(self.kwok_config)
         for identity in ("admin", "restricted", "controller-manager", "scheduler", "kwok"):
             kubeconfig.write(self.kubeconfig_path(identity), [self.kubeconfig_entry(identity)])
 
@@ -180,6 +185,7 @@ class Cluster:
                     "--leader-elect=false", "--profiling=false"]
         if component == "kwok":
             return [str(self.bin / "kwok"), f"--kubeconfig={self.kubeconfig_path('kwok')}",
+                    f"--config={self.kwok_config}",
                     "--manage-all-nodes=false",
                     "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                     f"--cidr={spec.pod_cidr}", f"--node-ip={spec.node_ip}",
@@ -203,16 +209,8 @@ class Cluster:
     def stop(self, component: str, grace: float = 3) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds: kube-apiserver drains in-flight
         requests for up to its request timeout (60s) before it exits on its own."""
-        pid = self.pids.get(component)
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-            if not self.alive(component):
-                return
-            os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and self.alive(component):
-                time.sleep(0.05)
-        if self.alive(component):
-            raise FleetError(f"{self.spec.name}: {component} (pid {pid}) did not exit")
+        stop_process(self.pids.get(component), lambda: self.alive(component),
+                     f"{self.spec.name}: {component}", grace)
 
     # ------------------------------------------------------------ readiness
 
@@ -295,6 +293,22 @@ def fake_node(name: str, zone: str) -> dict:
         "spec": {},
         "status": {"allocatable": resources, "capacity": resources},
     }
+
+
+def stop_process(pid, alive, what: str, grace: float = 3) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; `alive()` tells whether it still runs."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        if not alive():
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and alive():
+            time.sleep(0.05)
+    if alive():
+        raise FleetError(f"{what} (pid {pid}) did not exit")
 
 
 def binary_of(component: str) -> str:

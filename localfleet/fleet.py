@@ -6,13 +6,16 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from . import gobuild, kubeconfig, netns, paths
-from .cluster import COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec
+from .cluster import COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec, process_is, stop_process
 from .progress import FleetError, Step, say
 
 DEFAULT_FLEET = "default"
+STANDIN_MODULE = "localfleet.istiod_standin"
 
 
 def cluster_names(count: int):
@@ -27,6 +30,7 @@ class Fleet:
         self.dir = paths.state_root() / name
         self.netns = netns.ns_name(name)
         self.clusters = []
+        self.standin_pid = None
         self._load()
 
     # ------------------------------------------------------------ state
@@ -43,6 +47,11 @@ class Fleet:
     def inventory(self) -> Path:
         return self.dir / "inventory.yml"
 
+    @property
+    def standin_dir(self) -> Path:
+        """The istiod stand-in's CA, serving certificates and log (standin.log)."""
+        return self.dir / "istiod-standin"
+
     def _load(self) -> None:
         if not self.state_file.exists():
             return
@@ -53,12 +62,14 @@ class Fleet:
                               self.dir / entry["name"], bin_dir)
             cluster.pids = dict(entry["pids"])
             self.clusters.append(cluster)
+        self.standin_pid = state.get("istiod_standin_pid")
 
     def save(self) -> None:
         state = {"name": self.name, "netns": self.netns,
                  "bin_dir": str(self.clusters[0].bin) if self.clusters else "",
                  "clusters": [{"name": c.spec.name, "index": c.spec.index, "pids": c.pids}
-                              for c in self.clusters]}
+                              for c in self.clusters],
+                 "istiod_standin_pid": self.standin_pid}
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -72,18 +83,28 @@ class Fleet:
         raise FleetError(f"fleet {self.name} has no cluster {name!r} (clusters: {known})")
 
     def is_up(self, count: int) -> bool:
-        """All components of exactly `count` clusters are running."""
-        return len(self.clusters) == count and len(self.running()) == count * len(COMPONENTS)
+        """All components of exactly `count` clusters, and the istiod stand-in, are running."""
+        return (len(self.clusters) == count and self.standin_alive()
+                and len(self.running()) == count * len(COMPONENTS))
 
     def running(self):
         return [(c.spec.name, comp) for c in self.clusters for comp in COMPONENTS if c.alive(comp)]
+
+    def standin_alive(self) -> bool:
+        if not process_is(self.standin_pid, Path(sys.executable)):
+            return False
+        try:
+            argv = Path(f"/proc/{self.standin_pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return STANDIN_MODULE.encode() in argv and self.name.encode() in argv
 
     # ------------------------------------------------------------ up
 
     def up(self, count: int) -> None:
         if not 1 <= count <= MAX_CLUSTERS:
             raise FleetError(f"--clusters {count}: choose between 1 and {MAX_CLUSTERS}")
-        alive = self.running()
+        alive = self.running() + (["istiod-standin"] if self.standin_alive() else [])
         if alive:
             raise FleetError(f"fleet {self.name} is already running ({len(alive)} processes in "
                              f"{len(self.clusters)} clusters): use 'status', or 'down' first")
@@ -117,8 +138,20 @@ class Fleet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _netns_pids(self):
-        proc = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
-        return [p for p in proc.stdout.split() if p != str(os.getpid())]
+        """Processes in the fleet's namespace other than this one (`ip netns pids` would also
+        list itself when this process is inside)."""
+        target = os.stat(netns.NETNS_DIR / self.netns)
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or entry.name == str(os.getpid()):
+                continue
+            try:
+                ns = os.stat(entry / "ns" / "net")
+            except OSError:
+                continue
+            if (ns.st_dev, ns.st_ino) == (target.st_dev, target.st_ino):
+                found.append(entry.name)
+        return found
 
     def _start(self) -> None:
         netns.create(self.netns, [c.spec.service_cidr for c in self.clusters])
@@ -134,6 +167,7 @@ class Fleet:
         for cluster in self.clusters:
             cluster.wait_nodes()
             cluster.wait_default_serviceaccount()
+        self._start_standin()
 
     def _start_component(self, component: str, wait) -> None:
         for cluster in self.clusters:
@@ -146,6 +180,22 @@ class Fleet:
         if wait:
             for cluster in self.clusters:
                 wait(cluster)
+
+    def _start_standin(self, timeout: float = 30) -> None:
+        """Start the istiod stand-in and wait until it has its CA."""
+        self.standin_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.standin_dir / "standin.log"
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", STANDIN_MODULE, "--fleet", self.name],
+                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=paths.REPO_ROOT)
+        self.standin_pid = proc.pid
+        self.save()
+        deadline = time.monotonic() + timeout
+        while not (self.standin_dir / "ca.crt").exists():
+            if not self.standin_alive() or time.monotonic() > deadline:
+                raise FleetError(f"the istiod stand-in did not start; see {log_file}")
+            time.sleep(0.1)
 
     def _write_client_files(self) -> None:
         entries = [c.kubeconfig_entry("admin") for c in self.clusters]
@@ -165,6 +215,7 @@ class Fleet:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_all(self) -> None:
+        stop_process(self.standin_pid, self.standin_alive, "istiod stand-in")
         for component in reversed(COMPONENTS):
             for cluster in self.clusters:
                 cluster.stop(component)
@@ -247,8 +298,10 @@ def inventory_yaml(fleet: Fleet) -> str:
 def format_status(fleet: Fleet, rows: list) -> str:
     if not rows:
         return f"fleet {fleet.name}: not running"
+    standin = "up" if fleet.standin_alive() else "down"
     out = [f"fleet {fleet.name} (network namespace {fleet.netns})",
            f"kubeconfig: {fleet.kubeconfig}", f"inventory:  {fleet.inventory}",
+           f"istiod stand-in: {standin} (log {fleet.standin_dir / 'standin.log'})",
            f"{'CLUSTER':<10} {'SERVER':<24} {'KUBERNETES':<11} {'NODES':<6} COMPONENTS"]
     for row in rows:
         down = [c for c, s in row["components"].items() if s != "up"]
