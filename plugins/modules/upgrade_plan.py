@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: upgrade_plan
+short_description: Plan the canary upgrade of one cluster to an Istio version
+version_added: 0.1.0
+description:
+  - Reads the cluster once and returns the ordered steps of a revision-tag canary upgrade to
+    I(target_version), each marked C(done), C(pending) or C(needs_a_hand) from the cluster's
+    own state, so a rerun after any failure resumes where the cluster really is.
+  - Refuses, before anything is written, a version not in the catalogue, a Kubernetes version
+    outside the target's range, a downgrade, a jump of more minors than I(max_minor_jump), a
+    data plane that would end up ahead of its control plane, and a cluster with no Istio.
+  - A cluster already at the target has no pending step.
+  - Never writes.
+author:
+  - meshfleet contributors (@meshfleet)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    description: Read-only.
+  diff_mode:
+    support: none
+    description: Read-only.
+options:
+  target_version:
+    description: The Istio version to move to, for example C(1.31.0).
+    type: str
+    required: true
+  max_minor_jump:
+    description:
+      - How many minors one upgrade may jump. The guide asks for one at a time; Istio supports
+        canary upgrades of at most two.
+    type: int
+    choices: [1, 2]
+    default: 1
+  stable_tag:
+    description: The tag application namespaces select.
+    type: str
+    default: prod-stable
+  canary_tag:
+    description: The tag that points at the new revision before promotion.
+    type: str
+    default: prod-canary
+  istio_namespace:
+    description: Namespace of the control planes.
+    type: str
+    default: istio-system
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Plan the move to 1.31.0
+  meshfleet.istio.upgrade_plan:
+    target_version: 1.31.0
+  register: __plan
+
+- name: Stop here when the cluster is already there
+  ansible.builtin.meta: end_host
+  when: __plan.plan.pending | length == 0
+"""
+
+RETURN = r"""
+plan:
+  description: The upgrade of this cluster.
+  returned: success
+  type: dict
+  contains:
+    current_revision:
+      description: The revision the stable tag (else C(default)) selects now.
+      type: str
+      sample: 1-30-5
+    current_version:
+      description: Its Istio version.
+      type: str
+      sample: 1.30.5
+    target_revision:
+      description: The revision the target version installs as.
+      type: str
+      sample: 1-31-0
+    target_version:
+      description: The target version.
+      type: str
+      sample: 1.31.0
+    minor_jump:
+      description: Minors between the current and the target version.
+      type: int
+      sample: 1
+    old_revisions:
+      description: Installed revisions other than the target.
+      type: list
+      elements: str
+    steps:
+      description: The steps in order, each with C(name), C(done), C(state) and C(detail).
+      type: list
+      elements: dict
+    pending:
+      description: Names of the steps still to do.
+      type: list
+      elements: str
+    needs_a_hand:
+      description: What no step can move (bare pods, Jobs keeping an old revision in use).
+      type: list
+      elements: str
+"""
+
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
+    MeshSnapshot,
+    read_cluster,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import VersionError
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_plan import plan
+
+ARGUMENT_SPEC = dict(
+    target_version=dict(type="str", required=True),
+    max_minor_jump=dict(type="int", choices=[1, 2], default=1),
+    stable_tag=dict(type="str", default="prod-stable"),
+    canary_tag=dict(type="str", default="prod-canary"),
+    istio_namespace=dict(type="str", default="istio-system"),
+)
+
+
+def main():
+    module = k8s_module(ARGUMENT_SPEC)
+    params = module.params
+    try:
+        snapshot = MeshSnapshot(read_cluster(Cluster(module), params["istio_namespace"]))
+        result = plan(snapshot, params["target_version"], params["stable_tag"],
+                      params["canary_tag"], params["max_minor_jump"])
+    except VersionError as error:
+        module.fail_json(msg=str(error))
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_from_exception(error)
+    module.exit_json(changed=False, plan=result)
+
+
+if __name__ == "__main__":
+    main()
