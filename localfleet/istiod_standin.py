@@ -83,7 +83,8 @@ def load_or_create_ca(directory: Path):
                           x509.NameAttribute(NameOID.COMMON_NAME, "localfleet istiod stand-in CA")])
         cert = _certificate(name, name, key.public_key(), key, [
             (x509.BasicConstraints(ca=True, path_length=None), True),
-            (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)])
+            (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
+            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)])
         key_file.write_bytes(_pem_key(key))
         key_file.chmod(0o600)
         cert_file.with_suffix(".tmp").write_bytes(_pem_cert(cert))
@@ -107,7 +108,8 @@ def issue_serving_cert(ca_key, ca_cert, revision: str):
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (x509.KeyUsage(True, False, True, False, False, False, False, False, False), True),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-        (x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), True)])
+        (x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), True),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False)])
     return key, cert
 
 
@@ -198,9 +200,9 @@ class Collection(threading.Thread):
         while True:
             try:
                 self._list_and_watch()
-            except (OSError, ApiError, ValueError, http.client.HTTPException) as err:
+            except Exception as err:  # keep watching whatever the apiserver or a reply does
                 if not failing:
-                    log.warning("%s:%s: %s (retrying every second)", self.api.port, self.path, err)
+                    log.warning("%s:%s: %r (retrying every second)", self.api.port, self.path, err)
                 failing = True
                 time.sleep(1)
                 continue
@@ -230,11 +232,10 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         listener = self.server
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_REVIEW_BYTES:
-            self._reply(400, {"error": f"body of {length} bytes"})
-            return
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_REVIEW_BYTES:
+                raise ValueError(f"body of {length} bytes")
             review = json.loads(self.rfile.read(length))
             answer = listener.agent.admit(self.path, review, listener.revision)
         except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -270,6 +271,11 @@ def describe_request(review: dict) -> str:
             f"{request.get('namespace', '')}/{name}")
 
 
+def served(service: dict) -> tuple:
+    """What a listener on the Service's ClusterIP answers for: (Service name, revision)."""
+    return service["metadata"]["name"], service["metadata"]["labels"][REV_LABEL]
+
+
 class Listener(ThreadingHTTPServer):
     """TLS on one Service's ClusterIP:443, answering for that Service's revision."""
 
@@ -277,9 +283,9 @@ class Listener(ThreadingHTTPServer):
 
     def __init__(self, agent: "ClusterAgent", address: str, service: dict, tls: ssl.SSLContext):
         self.agent, self.tls = agent, tls
-        self.service = service["metadata"]["name"]
-        self.revision = service["metadata"]["labels"][REV_LABEL]
-        self.where = f"{agent.name} {address}:{WEBHOOK_PORT} ({self.service})"
+        self.serves = served(service)
+        name, self.revision = self.serves
+        self.where = f"{agent.name} {address}:{WEBHOOK_PORT} ({name})"
         super().__init__((address, WEBHOOK_PORT), WebhookHandler)
         threading.Thread(target=self.serve_forever, daemon=True, name=self.where).start()
 
@@ -396,9 +402,7 @@ class ClusterAgent:
 
     def _update_listeners(self, ready: dict):
         for address, listener in list(self.listeners.items()):
-            service = ready.get(address)
-            if service is None or (service["metadata"]["name"], service["metadata"]["labels"][
-                    REV_LABEL]) != (listener.service, listener.revision):
+            if address not in ready or served(ready[address]) != listener.serves:
                 listener.close()
                 del self.listeners[address]
                 log.info("%s: closed", listener.where)
@@ -435,7 +439,8 @@ class ClusterAgent:
     def injector_values(self, revision: str) -> dict:
         """The `values` of the revision's injector ConfigMap, which istiod mounts."""
         name = "istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}")
-        api = self.revisions[revision].api if revision in self.revisions else self.api
+        running = self.revisions.get(revision)
+        api = running.api if running else self.api
         config = api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")
         return json.loads(config["data"]["values"])
 

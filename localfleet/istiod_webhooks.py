@@ -100,8 +100,9 @@ def inject(review: dict, revision: str, values: dict) -> dict:
     templates = requested_templates(pod)
     unknown = [t for t in templates if t not in TEMPLATES]
     if unknown:
-        return review_response(review, False, f"requested template {unknown[0]!r} not found; "
-                                               f"the istiod stand-in renders {list(TEMPLATES)}")
+        message = (f"requested template {unknown[0]!r} not found; "
+                   f"the istiod stand-in renders {list(TEMPLATES)}")
+        return review_response(review, False, message)
     return review_response(review, True, patch=injection_patch(pod, revision, values, templates))
 
 
@@ -113,8 +114,8 @@ def injection_required(pod: dict, namespace: str) -> bool:
         return False
     if "sidecar.istio.io/status" in annotations:
         return False
-    wanted = (metadata.get("labels") or {}).get("sidecar.istio.io/inject",
-                                                 annotations.get("sidecar.istio.io/inject"))
+    labels = metadata.get("labels") or {}
+    wanted = labels.get("sidecar.istio.io/inject", annotations.get("sidecar.istio.io/inject"))
     return wanted != "false"
 
 

@@ -4,6 +4,8 @@ revisions that are not Ready."""
 
 import base64
 import json
+import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -51,8 +53,8 @@ class Target:
 
     def helm(self, *args, namespace=ISTIO_NS):
         return subprocess.run(
-            [str(gobuild.binaries_dir() / "helm"), *args, "--kubeconfig", str(self.fleet.kubeconfig),
-             "--kube-context", self.cluster.spec.name, "-n", namespace],
+            [str(gobuild.binaries_dir() / "helm"), *args, "-n", namespace,
+             "--kubeconfig", str(self.fleet.kubeconfig), "--kube-context", self.cluster.spec.name],
             check=True, capture_output=True, text=True).stdout
 
     def namespace(self, labels=None):
@@ -222,6 +224,25 @@ def test_validation_accepts_well_formed_config_and_denies_rejected_config(istio)
     assert json.loads(err.value.body)["message"] == (
         'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
         '"internal.istio.io/webhook-always-reject" annotation found, rejecting')
+
+
+def test_bad_requests_do_not_stop_the_standin(istio):
+    address = (istio.core.read_namespaced_service(f"istiod-{REVISION}", ISTIO_NS).spec.cluster_ip,
+               443)
+    with socket.create_connection(address, timeout=5) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not TLS
+        try:
+            assert plain.recv(100) == b""
+        except ConnectionResetError:
+            pass
+    tls = ssl.create_default_context(cafile=istio.fleet.standin_dir / "ca.crt")
+    with socket.create_connection(address, timeout=5) as raw, tls.wrap_socket(
+            raw, server_hostname=f"istiod-{REVISION}.{ISTIO_NS}.svc") as conn:
+        conn.sendall(b"POST /inject HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{oops")
+        assert conn.recv(100).startswith(b"HTTP/1.0 400 ")
+    assert istio.fleet.standin_alive()
+    pod = istio.pod(istio.namespace({"istio.io/rev": TAG}))
+    assert containers(pod)["istio-proxy"] == RELEASE_IMAGE
 
 
 def hold_istiod(istio, revision, hold):

@@ -29,8 +29,8 @@ def pod(labels=None, annotations=None, containers=None):
             "spec": {"containers": containers or [{"name": "web", "image": "nginx:1"}]}}
 
 
-def injected(obj, revision="1-31-0", values=VALUES):
-    answer = webhooks.inject(review(obj), revision, values)["response"]
+def injected(obj, revision="1-31-0"):
+    answer = webhooks.inject(review(obj), revision, VALUES)["response"]
     assert answer["allowed"] is True
     if "patch" not in answer:
         return None
@@ -47,7 +47,8 @@ def test_sidecar_injection_adds_the_revisions_proxy_and_status():
     assert annotations["istio.io/rev"] == "1-31-0"
     assert annotations["kubectl.kubernetes.io/default-container"] == "web"
     status = json.loads(annotations["sidecar.istio.io/status"])
-    assert list(status) == ["initContainers", "containers", "volumes", "imagePullSecrets", "revision"]
+    assert list(status) == ["initContainers", "containers", "volumes", "imagePullSecrets",
+                            "revision"]
     assert status["containers"] == ["istio-proxy"] and status["revision"] == "1-31-0"
     assert status["imagePullSecrets"] is None
     assert set(status["volumes"]) == {v["name"] for v in out["spec"]["volumes"]}
