@@ -131,7 +131,8 @@ def test_diff_mode_shows_the_real_changes_and_check_mode_writes_none(run_playboo
 @pytest.mark.parametrize("extra_vars,message", [
     ({"meshfleet_istio_version": "1.31.7"}, "newest known 1.31 release is 1.31.1"),
     ({"meshfleet_istio_version": "1.31"}, "not an Istio version"),
-    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "gateways_list is invalid"),
+    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "unknown gateway kind(s) sideways"),
+    ({"meshfleet_application_namespaces": ["Shop"]}, "namespace names must be DNS labels: Shop"),
     ({"meshfleet_stable_tag": REVISION}, "istiod_stable_tag must be a DNS label that is not a revision"),
     ({"meshfleet_stable_tag": "Prod_Stable"}, "istiod_stable_tag must be a DNS label"),
     ({"meshfleet_context": "nowhere"}, "context"),
@@ -147,7 +148,8 @@ def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra_var
 
 def test_one_bad_cluster_fails_alone(run_playbook, write_counter, fleet):
     counter = write_counter()
-    run = run_playbook("install", host_vars={"cluster2": {"meshfleet_kubeconfig": "/nonexistent"}})
+    broken = dict(OVERRIDES, cluster2=dict(OVERRIDES["cluster2"], meshfleet_kubeconfig="/nonexistent"))
+    run = run_playbook("install", host_vars=broken)
     assert run.failed_hosts() == ["cluster2"]
     assert "cluster2: meshfleet_kubeconfig /nonexistent does not exist" in run.output
     assert run.changed()["cluster1"] == 0 and run.changed()["cluster3"] == 0
