@@ -233,12 +233,14 @@ class MeshSnapshot(object):
 
     # ------------------------------------------------------------ in-use rule
 
-    def uses_of(self, revision):
+    def uses_of(self, revision, ignore_pods=()):
         """Why a revision is still in use (an empty list: nothing uses it).
 
         Sail Operator's rule: a tag, a namespace label, an injected pod's annotation, a pod label
         naming it or one of its tags, or the validator pointing at it. Succeeded pods are ignored;
         Failed pods count, since a restart would bring them back on the same revision.
+        `ignore_pods`: (namespace, name) pairs that do not count, such as the revision's own
+        gateway pods, which go with it.
         """
         names = {revision} | {tag for tag, rev in self.tags.items() if rev == revision}
         reasons = ["tag %s" % tag for tag, rev in sorted(self.tags.items()) if rev == revision]
@@ -250,7 +252,8 @@ class MeshSnapshot(object):
                 continue
             annotated = _annotations(pod).get(REV_LABEL)
             labelled = _labels(pod).get(REV_LABEL)
-            if _labels(pod).get("app") == "istiod":
+            if (_labels(pod).get("app") == "istiod"
+                    or (_meta(pod)["namespace"], _meta(pod)["name"]) in ignore_pods):
                 continue
             if annotated == revision or labelled in names:
                 reasons.append("pod %s/%s" % (_meta(pod)["namespace"], _meta(pod)["name"]))
