@@ -175,7 +175,10 @@ class Cluster:
                     f"--cluster-signing-key-file={pki.path('ca.key')}",
                     f"--service-cluster-ip-range={spec.service_cidr}",
                     "--controllers=*,-nodeipam,-service-lb-controller,"
-                    "-cloud-node-lifecycle-controller", "--profiling=false"]
+                    "-cloud-node-lifecycle-controller", "--profiling=false",
+                    # KWOK's heartbeats can lag on a loaded 2-core machine; a flap would mark
+                    # every pod NotReady for good (KWOK sets Ready once), so nodes never expire.
+                    "--node-monitor-grace-period=24h"]
         if component == "kube-scheduler":
             kc = self.kubeconfig_path("scheduler")
             return [str(self.bin / "kube-scheduler"), f"--kubeconfig={kc}",

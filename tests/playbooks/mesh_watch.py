@@ -1,0 +1,88 @@
+"""Proof at every step: a watcher that checks the mesh's invariants on every cluster, over and
+over, while a playbook changes it, and records every violation it sees."""
+
+import threading
+import time
+
+from kubernetes import client
+
+from tests.conftest import api_client
+
+
+class MeshWatch:
+    """Polls each cluster while active; `violations` lists what was ever found broken."""
+
+    def __init__(self, fleet, old_revision, interval=1.0):
+        self.apis = {c.spec.name: api_client(fleet, c.spec.name) for c in fleet.clusters}
+        self.old_revision = old_revision
+        self.interval = interval
+        self.violations = []
+        self.seen = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+    def _run(self):
+        while not self._stop.is_set():
+            for name, api in self.apis.items():
+                try:
+                    self.check(name, api)
+                except client.ApiException:
+                    pass  # an apiserver that tests stop on purpose
+                except Exception as error:  # noqa: BLE001 - keep watching, report it
+                    self.violations.append(f"{name}: watcher error {error!r}")
+            self._stop.wait(self.interval)
+
+    def check(self, name, api):
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        adm = client.AdmissionregistrationV1Api(api)
+        tags = {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
+                for m in adm.list_mutating_webhook_configuration().items
+                if "istio.io/tag" in (m.metadata.labels or {})}
+        ready = {d.metadata.labels["istio.io/rev"] for d in apps.list_namespaced_deployment(
+            "istio-system", label_selector="app=istiod").items if (d.status.ready_replicas or 0) > 0}
+        installed = {d.metadata.labels["istio.io/rev"] for d in apps.list_namespaced_deployment(
+            "istio-system", label_selector="app=istiod").items}
+        self.seen.add((name, frozenset(installed), tags.get("prod-stable")))
+        for ns in core.list_namespace(label_selector="istio.io/rev").items:
+            label = ns.metadata.labels["istio.io/rev"]
+            revision = tags.get(label, label)
+            if revision not in ready:
+                self.violations.append(f"{name}: namespace {ns.metadata.name} selects {label} -> "
+                                       f"{revision}, which is not Ready")
+        for svc in core.list_service_for_all_namespaces(
+                label_selector="meshfleet.io/stable-gateway").items:
+            selector = ",".join(f"{k}={v}" for k, v in svc.spec.selector.items())
+            pods = core.list_namespaced_pod(svc.metadata.namespace, label_selector=selector).items
+            if not any(_ready(p) for p in pods):
+                self.violations.append(f"{name}: Service {svc.metadata.name} ({selector}) "
+                                       "selects no Ready pod")
+        if self.old_revision not in installed:
+            users = [f"{p.metadata.namespace}/{p.metadata.name}"
+                     for p in core.list_pod_for_all_namespaces().items
+                     if (p.metadata.annotations or {}).get("istio.io/rev") == self.old_revision
+                     and p.status.phase not in ("Succeeded",)]
+            if users or self.old_revision in tags.values():
+                self.violations.append(f"{name}: {self.old_revision} removed while used by "
+                                       f"{users or 'a tag'}")
+
+
+def _ready(pod):
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def wait_until(probe, timeout=120, interval=0.5, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
