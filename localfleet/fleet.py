@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from . import gobuild, kubeconfig, netns, paths
-from .cluster import COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec, process_is, stop_process
+from .cluster import (COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec, last_line, process_is,
+                      stop_process)
 from .progress import FleetError, Step, say
 
 DEFAULT_FLEET = "default"
@@ -127,7 +128,7 @@ class Fleet:
 
     def _clean_stale(self) -> None:
         if netns.exists(self.netns):
-            strangers = self._netns_pids()
+            strangers = self._lingering_pids()
             if strangers:
                 raise FleetError(f"network namespace {self.netns} still has processes not recorded "
                                  f"by this fleet (pids {', '.join(strangers)}): stop them, then "
@@ -136,6 +137,16 @@ class Fleet:
             say(f"removing stale state of fleet {self.name}")
         netns.delete(self.netns)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _lingering_pids(self, timeout: float = 10):
+        """Processes left in the namespace; ones still exiting (after a crash or a kill) get
+        `timeout` seconds to go."""
+        deadline = time.monotonic() + timeout
+        found = self._netns_pids()
+        while found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = self._netns_pids()
+        return found
 
     def _netns_pids(self):
         """Processes in the fleet's namespace other than this one (`ip netns pids` would also
@@ -194,7 +205,8 @@ class Fleet:
         deadline = time.monotonic() + timeout
         while not (self.standin_dir / "ca.crt").exists():
             if not self.standin_alive() or time.monotonic() > deadline:
-                raise FleetError(f"the istiod stand-in did not start; see {log_file}")
+                raise FleetError(f"the istiod stand-in did not start; see {log_file}: "
+                                 f"{last_line(log_file)}")
             time.sleep(0.1)
 
     def _write_client_files(self) -> None:

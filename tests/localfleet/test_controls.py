@@ -182,7 +182,8 @@ def test_fail_hold_fails_pods_and_other_pods_still_run(k8s, namespace):
 
 def kill_all(fleet):
     for pid in [p for c in fleet.clusters for p in c.pids.values()] + [fleet.standin_pid]:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_second_fleet_runs_beside_and_starts_again_after_a_crash(fleet):
