@@ -105,16 +105,7 @@ def test_namespace_with_content_is_deleted_completely(k8s):
     core.create_namespaced_config_map(name, {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
     apps.create_namespaced_deployment(name, deployment("web", replicas=2))
     wait_for(lambda: len(core.list_namespaced_pod(name).items) == 2, what="2 pods")
-    core.delete_namespace(name)
-
-    def gone():
-        try:
-            core.read_namespace(name)
-        except ApiException as err:
-            return err.status == 404
-        return False
-
-    wait_for(gone, timeout=90, what=f"namespace {name} to be deleted")
+    delete_namespace_and_wait(core, name)
     assert core.list_namespaced_pod(name).items == []
     assert core.list_namespaced_config_map(name).items == []
 
@@ -163,6 +154,20 @@ def test_helm_installs_the_real_istio_base_chart(fleet, cluster, k8s):
     finally:
         subprocess.run([helm, "uninstall", release, "--wait", *common], check=True,
                        capture_output=True)
+        delete_namespace_and_wait(client.CoreV1Api(k8s), "istio-system")
+
+
+def delete_namespace_and_wait(core, name):
+    core.delete_namespace(name)
+
+    def gone():
+        try:
+            core.read_namespace(name)
+        except ApiException as err:
+            return err.status == 404
+        return False
+
+    wait_for(gone, timeout=90, what=f"namespace {name} to be deleted")
 
 
 def test_helm_reports_its_pinned_version():
