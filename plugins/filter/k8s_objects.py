@@ -28,6 +28,30 @@ def object_refs(items, api_version, kind):
     return objects
 
 
+HELM_RELEASE = "meta.helm.sh/release-name"
+HELM_NAMESPACE = "meta.helm.sh/release-namespace"
+
+
+def crd_adoptions(crds, release, namespace):
+    """Ownership metadata that hands Istio's CRDs (groups *.istio.io) not yet owned by
+    `release` in `namespace` over to that Helm release."""
+    adoptions = []
+    for crd in crds:
+        group = (crd.get("spec") or {}).get("group", "")
+        annotations = (crd.get("metadata") or {}).get("annotations") or {}
+        if not group.endswith(".istio.io"):
+            continue
+        if annotations.get(HELM_RELEASE) == release and annotations.get(HELM_NAMESPACE) == namespace:
+            continue
+        adoptions.append({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd["metadata"]["name"],
+                         "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                         "annotations": {HELM_RELEASE: release, HELM_NAMESPACE: namespace}}})
+    return adoptions
+
+
 class FilterModule(object):
     def filters(self):
-        return {"namespace_objects": namespace_objects, "object_refs": object_refs}
+        return {"namespace_objects": namespace_objects, "object_refs": object_refs,
+                "crd_adoptions": crd_adoptions}
