@@ -3,11 +3,19 @@ input, the status report and uninstall.yml. The tests run in file order and buil
 other, as an operator's sessions would."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import ansible_collections.kubernetes.core as kubernetes_core
 import pytest
 from kubernetes import client
 
+from localfleet import gobuild
 from tests.conftest import api_client
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.fleet
 
@@ -114,6 +122,38 @@ def test_a_second_run_changes_nothing_and_writes_nothing(run_playbook, write_cou
     run = run_playbook("install", host_vars=OVERRIDES)
     assert run.rc == 0, run.output
     assert run.changed() == {"cluster1": 0, "cluster2": 0, "cluster3": 0}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+
+
+def test_the_built_collection_runs_from_an_installed_copy(fleet, tmp_path, write_counter):
+    """ansible-galaxy collection build, install into an empty path, ansible-playbook
+    meshfleet.istio.install from there: the fleet is already installed, so nothing changes."""
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([bin_dir / "ansible-galaxy", "collection", "build", REPO, "--output-path",
+                    tmp_path], check=True, capture_output=True)
+    (tarball,) = tmp_path.glob("meshfleet-istio-*.tar.gz")
+    collections = tmp_path / "collections"
+    subprocess.run([bin_dir / "ansible-galaxy", "collection", "install", "--offline", "--no-deps",
+                    "-p", collections, tarball], check=True, capture_output=True)
+    site_packages = Path(list(kubernetes_core.__path__)[0]).parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=f"{collections}:{site_packages}",
+               PATH=f"{gobuild.binaries_dir()}:{env['PATH']}", ANSIBLE_NOCOLOR="1")
+    host_vars = tmp_path / "overrides"
+    (host_vars / "host_vars").mkdir(parents=True)
+    for host, values in OVERRIDES.items():
+        (host_vars / "host_vars" / f"{host}.yml").write_text(json.dumps(values))
+    (host_vars / "hosts.yml").write_text("all: {}\n")
+    counter = write_counter()
+    proc = subprocess.run([bin_dir / "ansible-playbook", "meshfleet.istio.install",
+                           "-i", fleet.inventory, "-i", REPO / "inventories" / "localfleet",
+                           "-i", host_vars], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert str(collections) in subprocess.run(
+        [bin_dir / "ansible-galaxy", "collection", "list", "meshfleet.istio"], env=env,
+        capture_output=True, text=True, check=True).stdout
+    assert "changed=0" in proc.stdout and "changed=1" not in proc.stdout
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
