@@ -223,6 +223,17 @@ def test_uninstall_refuses_while_workloads_have_sidecars(run_playbook, apis):
     assert run.rc != 0
     assert "pods with sidecars still run in namespace(s) shop" in run.output
     core.delete_namespace("shop")
+    wait_until_gone(core, "shop")
+
+
+def wait_until_gone(core, namespace):
+    import time
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not namespace_exists(core.api_client, namespace):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"namespace {namespace} still exists")
 
 
 def wait_for_injected_pod(core):
