@@ -61,7 +61,10 @@ def lease_body(holder, ttl, resource_version=None):
 
 def decide_acquire(lease, holder, break_holder=None):
     """What acquiring needs: 'create', 'take' (replace a stale or broken lock), 'renew'
-    (already ours). Raises LockHeld when another live run holds it."""
+    (already ours). Raises LockHeld when another live run holds it.
+
+    `break_holder` names the holder whose live lock may be taken, or several (a fleet-wide run
+    that died leaves a lock under another holder on each cluster it was changing)."""
     if lease is None:
         return "create"
     current = holder_of(lease)
@@ -69,9 +72,16 @@ def decide_acquire(lease, holder, break_holder=None):
         return "renew"
     if expires_at(lease) <= now():
         return "take"
-    if break_holder and break_holder == current:
+    if current and current in _names(break_holder):
         return "take"
     raise LockHeld(
         "another meshfleet run holds this cluster: %s (Lease %s/%s, until %s). Wait for it; if "
-        "that run is dead, rerun with meshfleet_break_lock=%s"
+        "that run is dead, rerun with meshfleet_break_lock=%s (join the holders of several "
+        "clusters with commas)"
         % (current, LEASE_NAMESPACE, LEASE_NAME, _stamp(expires_at(lease)), current))
+
+
+def _names(holders):
+    if not holders:
+        return ()
+    return (holders,) if isinstance(holders, str) else tuple(holders)

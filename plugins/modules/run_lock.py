@@ -44,8 +44,13 @@ options:
     type: int
     default: 7200
   break_holder:
-    description: Take the lock from this exact holder even though its Lease has not expired.
-    type: str
+    description:
+      - Take the lock from this exact holder even though its Lease has not expired.
+      - Several holders (a list, or a comma-separated string) let one rerun of a fleet-wide run
+        that died break the locks it left on several clusters, each under its own holder; a
+        cluster's lock is taken only when its holder is one of them.
+    type: list
+    elements: str
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -89,7 +94,7 @@ ARGUMENT_SPEC = dict(
     holder=dict(type="str", required=True),
     state=dict(type="str", choices=["acquired", "released"], default="acquired"),
     ttl=dict(type="int", default=7200),
-    break_holder=dict(type="str"),
+    break_holder=dict(type="list", elements="str"),
 )
 
 

@@ -35,6 +35,15 @@ def test_a_live_lock_is_broken_only_by_naming_its_holder():
         run_lock.decide_acquire(lease("run-a"), "run-b", break_holder="run-x")
 
 
+def test_several_holders_break_the_lock_of_any_of_them_and_no_other():
+    """One rerun of a fleet-wide run that died breaks the lock it left on each cluster."""
+    holders = ["run-b", "run-a"]
+    assert run_lock.decide_acquire(lease("run-a"), "run-c", break_holder=holders) == "take"
+    for names in (["run-ab", "run"], "run"):
+        with pytest.raises(run_lock.LockHeld):
+            run_lock.decide_acquire(lease("run-a"), "run-c", break_holder=names)
+
+
 def test_kubernetes_time_formats_parse():
     assert run_lock.expires_at({"spec": {"renewTime": "2026-11-26T13:15:00Z",
                                          "leaseDurationSeconds": 60}}).minute == 16
