@@ -207,7 +207,7 @@ class Cluster:
         return proc.pid
 
     def alive(self, component: str) -> bool:
-        return process_is(self.pids.get(component), self.bin / binary_of(component))
+        return process_is(self.pids.get(component), self.bin / component)
 
     def stop(self, component: str, grace: float = 3) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds: kube-apiserver drains in-flight
@@ -312,10 +312,6 @@ def stop_process(pid, alive, what: str, grace: float = 3) -> None:
             time.sleep(0.05)
     if alive():
         raise FleetError(f"{what} (pid {pid}) did not exit")
-
-
-def binary_of(component: str) -> str:
-    return component
 
 
 def process_is(pid, binary: Path) -> bool:
