@@ -34,13 +34,23 @@ def k8s_module(argument_spec, **kwargs):
     return AnsibleK8SModule(argument_spec=spec, supports_check_mode=True, **kwargs)
 
 
+def _auth_options(module, **overrides):
+    options = dict((name, module.params.get(name)) for name in AUTH_ARG_SPEC)
+    options.update(overrides)
+    return options
+
+
 class Cluster(object):
     """One cluster, reached with the module's auth options."""
 
-    def __init__(self, module):
+    def __init__(self, module, context=None):
+        """The cluster of the module's auth options, or of another `context` in its kubeconfig."""
         self.module = module
         self.check_mode = module.check_mode
-        self.client = get_api_client(module=module).client
+        if context is None:
+            self.client = get_api_client(module=module).client
+        else:
+            self.client = get_api_client(**_auth_options(module, context=context)).client
         self._resources = {}
 
     def resource(self, api_version, kind):

@@ -1,0 +1,124 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: canary_gate
+short_description: Let a cluster outside the canary wave change only after the canary wave passed
+version_added: 0.1.0
+description:
+  - Reads the upgrade record (see M(meshfleet.istio.upgrade_record)) of every canary cluster,
+    each reached through its own context in the same kubeconfig, and succeeds only when every one
+    of them records a passed upgrade to I(revision).
+  - Fails otherwise, naming each canary cluster and what it records (nothing, another revision,
+    a started, failed or rolled-back upgrade) or why it could not be read. The result's I(state)
+    tells a caller whether waiting can help (C(waiting)) or not (C(closed)); retry the task while
+    it is C(waiting) to wait for a canary wave running in another job, such as another slice of
+    a sliced controller job.
+  - Reads only; the cluster the task runs for is not contacted.
+author:
+  - meshfleet contributors (@meshfleet)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    description: Reads as in a normal run.
+  diff_mode:
+    support: none
+    description: Reads only.
+options:
+  revision:
+    description: The revision the canary clusters must have passed an upgrade to.
+    type: str
+    required: true
+  canary_contexts:
+    description:
+      - The kubeconfig contexts of the canary clusters, in the kubeconfig of the auth options.
+      - An empty list opens the gate (a fleet upgraded without a canary wave).
+    type: list
+    elements: str
+    required: true
+  cluster:
+    description: Name of the cluster the gate guards, for the messages.
+    type: str
+    default: this cluster
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Wait up to an hour for the canary wave (run by another slice) to pass
+  meshfleet.istio.canary_gate:
+    revision: 1-31-0
+    canary_contexts: [staging-eu1]
+    cluster: "{{ inventory_hostname }}"
+  register: gate
+  until: gate.state != 'waiting'
+  retries: 240
+  delay: 15
+"""
+
+RETURN = r"""
+state:
+  description: C(open), C(waiting) (a canary has not passed yet) or C(closed) (a canary failed
+    the upgrade or was rolled back from it).
+  returned: always
+  type: str
+  sample: open
+canaries:
+  description: Each canary cluster's record, with C(error) set when it could not be read.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{context: staging-eu1, revision: 1-31-0, phase: passed,
+            run_id: 20261126T160000Z-upgrade-staging-eu1-4711, updated: "2026-11-26T16:05:00Z",
+            error: ""}]
+"""
+
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
+    RECORD_API,
+    RECORD_NAME,
+    RECORD_NAMESPACE,
+    CanaryRecord,
+    gate_message,
+    gate_state,
+    record_of,
+)
+
+ARGUMENT_SPEC = dict(
+    revision=dict(type="str", required=True),
+    canary_contexts=dict(type="list", elements="str", required=True),
+    cluster=dict(type="str", default="this cluster"),
+)
+
+
+def read_canary(module, context):
+    try:
+        configmap = Cluster(module, context=context).get(
+            RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
+    except Exception as error:  # pylint: disable=broad-except
+        return CanaryRecord(context, error=str(error).splitlines()[0])
+    return CanaryRecord(context, record_of(configmap))
+
+
+def main():
+    module = k8s_module(ARGUMENT_SPEC)
+    params = module.params
+    canaries = [read_canary(module, context) for context in params["canary_contexts"]]
+    state = gate_state(canaries, params["revision"])
+    result = dict(changed=False, state=state, canaries=[c.as_dict() for c in canaries])
+    if state != "open":
+        module.fail_json(msg=gate_message(params["cluster"], params["revision"], canaries),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: upgrade_record
+short_description: Record how a cluster's upgrade to a revision went
+version_added: 0.1.0
+description:
+  - Keeps the ConfigMap C(kube-system/meshfleet-upgrade) naming the revision of the cluster's
+    last upgrade, its phase (C(started), C(passed), C(failed), C(rolled-back)), the run and the
+    time. M(meshfleet.istio.canary_gate) reads it on the canary clusters.
+  - Writes only when the revision or the phase differ from what the cluster records, so a rerun
+    of a finished upgrade writes nothing.
+author:
+  - meshfleet contributors (@meshfleet)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the record would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Returns the record before and after.
+options:
+  revision:
+    description: The revision the upgrade goes to, for example C(1-31-0).
+    type: str
+    required: true
+  phase:
+    description: How the upgrade to I(revision) stands.
+    type: str
+    required: true
+    choices: [started, passed, failed, rolled-back]
+  run_id:
+    description: The run that reached this phase.
+    type: str
+    required: true
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Record that this cluster passed its upgrade to 1-31-0
+  meshfleet.istio.upgrade_record:
+    revision: 1-31-0
+    phase: passed
+    run_id: "{{ meshfleet_run_id }}"
+"""
+
+RETURN = r"""
+record:
+  description: The cluster's record after the task.
+  returned: always
+  type: dict
+  sample: {revision: 1-31-0, phase: passed, run_id: 20261126T160000Z-upgrade-cluster1-4711,
+           updated: "2026-11-26T16:05:00Z"}
+previous:
+  description: The record before the task (empty when the cluster had none).
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
+    PHASES,
+    RECORD_API,
+    RECORD_NAME,
+    RECORD_NAMESPACE,
+    needs_write,
+    record_body,
+    record_of,
+)
+
+ARGUMENT_SPEC = dict(
+    revision=dict(type="str", required=True),
+    phase=dict(type="str", required=True, choices=list(PHASES)),
+    run_id=dict(type="str", required=True),
+)
+
+
+def main():
+    module = k8s_module(ARGUMENT_SPEC)
+    params = module.params
+    try:
+        cluster = Cluster(module)
+        previous = record_of(cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE))
+        changed = needs_write(previous, params["revision"], params["phase"])
+        record = previous
+        if changed:
+            body = record_body(params["revision"], params["phase"], params["run_id"])
+            record = record_of(cluster.apply(body))
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_from_exception(error)
+    result = dict(changed=changed, record=record, previous=previous)
+    if module._diff:
+        result["diff"] = dict(before=previous, after=record)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
