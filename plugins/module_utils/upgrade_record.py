@@ -19,8 +19,11 @@ RECORD_NAME = "meshfleet-upgrade"
 PHASES = ("started", "passed", "failed", "rolled-back")
 
 
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def record_body(revision, phase, run_id):
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime(STAMP)
     return {"apiVersion": RECORD_API, "kind": "ConfigMap",
             "metadata": {"name": RECORD_NAME, "namespace": RECORD_NAMESPACE,
                          "labels": {"app.kubernetes.io/managed-by": "meshfleet"}},
@@ -58,14 +61,19 @@ class CanaryRecord(object):
         return dict(context=self.context, error=self.error or "", **self.record)
 
 
-def gate_state(canaries, revision):
+def gate_state(canaries, revision, since=None):
     """`open` when every canary passed an upgrade to `revision`; `closed` when one of them
-    failed it or was rolled back from it (waiting cannot help); `waiting` otherwise."""
+    failed it or was rolled back from it (waiting cannot help); `waiting` otherwise.
+
+    A failure or rollback recorded before `since` (UTC, as in the record) comes from an earlier
+    run; a run going on now, such as another slice of this job, may be upgrading that canary
+    again, so it counts as waiting."""
     if not canaries:
         return "open"
     for canary in canaries:
         record = canary.record
-        if record.get("revision") == revision and record.get("phase") in ("failed", "rolled-back"):
+        if (record.get("revision") == revision and record.get("phase") in ("failed", "rolled-back")
+                and (since is None or record.get("updated", "") >= since)):
             return "closed"
     if all(c.record.get("revision") == revision and c.record.get("phase") == "passed"
            for c in canaries):

@@ -43,6 +43,14 @@ options:
     type: list
     elements: str
     required: true
+  since:
+    description:
+      - When this run started, in UTC as the records have it (C(2026-11-26T16:00:00Z)).
+      - A failure or rollback a canary recorded before then comes from an earlier run; the
+        canary may be upgraded again by a run going on now (another slice of the same job), so
+        the state is C(waiting), not C(closed). Without I(since) every such record closes the
+        gate.
+    type: str
   cluster:
     description: Name of the cluster the gate guards, for the messages.
     type: str
@@ -57,6 +65,7 @@ EXAMPLES = r"""
   meshfleet.istio.canary_gate:
     revision: 1-31-0
     canary_contexts: [staging-eu1]
+    since: "{{ run_started }}"
     cluster: "{{ inventory_hostname }}"
   register: gate
   until: gate.state != 'waiting'
@@ -67,7 +76,7 @@ EXAMPLES = r"""
 RETURN = r"""
 state:
   description: C(open), C(waiting) (a canary has not passed yet) or C(closed) (a canary failed
-    the upgrade or was rolled back from it).
+    the upgrade or was rolled back from it, since I(since)).
   returned: always
   type: str
   sample: open
@@ -95,6 +104,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
 ARGUMENT_SPEC = dict(
     revision=dict(type="str", required=True),
     canary_contexts=dict(type="list", elements="str", required=True),
+    since=dict(type="str"),
     cluster=dict(type="str", default="this cluster"),
 )
 
@@ -112,7 +122,7 @@ def main():
     module = k8s_module(ARGUMENT_SPEC)
     params = module.params
     canaries = [read_canary(module, context) for context in params["canary_contexts"]]
-    state = gate_state(canaries, params["revision"])
+    state = gate_state(canaries, params["revision"], params["since"])
     result = dict(changed=False, state=state, canaries=[c.as_dict() for c in canaries])
     if state != "open":
         module.fail_json(msg=gate_message(params["cluster"], params["revision"], canaries),

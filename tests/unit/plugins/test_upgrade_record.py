@@ -69,3 +69,10 @@ def test_the_message_names_the_cluster_and_each_canary():
     assert "eu2: no upgrade recorded" in message
     assert "eu3: unreadable (connection refused)" in message
     assert "meshfleet_canary_wait" in message
+
+
+def test_an_earlier_runs_failure_waits_for_a_new_attempt():
+    failed = canary("eu1", "1-31-0", "failed")  # updated 2026-11-26T16:00:00Z
+    assert gate_state([failed], "1-31-0", since="2026-11-26T16:05:00Z") == "waiting"
+    assert gate_state([failed], "1-31-0", since="2026-11-26T16:00:00Z") == "closed"
+    assert gate_state([failed], "1-31-0", since="2026-11-26T15:59:00Z") == "closed"
