@@ -21,6 +21,9 @@ BIN = Path(sys.executable).parent
 _spec = importlib.util.spec_from_file_location("collection_env", REPO / "hack" / "collection_env.py")
 collection_env = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(collection_env)
+_spec = importlib.util.spec_from_file_location("awx_collection", REPO / "hack" / "awx_collection.py")
+awx_collection = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(awx_collection)
 
 META = yaml.safe_load((REPO / "galaxy.yml").read_text())
 FQCN = f"{META['namespace']}.{META['name']}"
@@ -118,13 +121,15 @@ def test_installed_collection_is_found_by_name(installed):
 
 def test_playbooks_resolve_from_the_installed_copy(installed):
     """Every shipped playbook is runnable by name (`ansible-playbook meshfleet.istio.<name>`): the
-    syntax check resolves its roles and modules from the installed copy alone."""
+    syntax check resolves its roles and modules from the installed copy alone, plus awx.awx, the
+    optional collection that controller_setup (and only it) needs."""
     playbooks = sorted(
         p for p in (installed["root"] / "playbooks").glob("*.y*ml") if p.suffix in (".yml", ".yaml")
     ) if (installed["root"] / "playbooks").is_dir() else []
     if not playbooks:
         pytest.skip("the collection has no playbooks yet")
     env = ansible_env(installed["collections"])
+    env["ANSIBLE_COLLECTIONS_PATH"] += f":{awx_collection.ensure(quiet=True)}"
     failures = []
     for playbook in playbooks:
         proc = subprocess.run(
