@@ -37,10 +37,13 @@ def apis(fleet):
 @pytest.fixture(scope="module")
 def controller(fleet, tmp_path_factory):
     """Launches jobs as the controller would: fleet inventory with wave groups, the fleet's
-    kubeconfig as the credential, a new job id per job."""
+    kubeconfig as the credential, a new job id per job. Every job's event stream and artifacts
+    are searched for the credential's secrets."""
     workdir = tmp_path_factory.mktemp("controller")
     inventory = fleet_inventory(fleet, WAVES)
     kubeconfig = Path(fleet.kubeconfig).read_text()
+    secrets = secrets_of(kubeconfig)
+    assert secrets, "the fleet's kubeconfig holds no key, certificate or token to look for"
     job_ids = iter(range(101, 200))
 
     def launch(playbook, extra_vars=None, limit=None, check=False, slice_count=1):
@@ -49,7 +52,10 @@ def controller(fleet, tmp_path_factory):
                               dict(extra_vars or {}, meshfleet_report_dir=str(workdir / "report")),
                               limit, check)
                 for number in range(1, slice_count + 1)]
-        return [job.wait() for job in jobs]
+        results = [job.wait() for job in jobs]
+        for result in results:
+            assert_no_secret_in(result, secrets)
+        return results
 
     return launch
 
@@ -76,7 +82,7 @@ def mesh_tags(api):
 
 
 def web_pods_on(api, revision):
-    pods = client.CoreV1Api(api).list_namespaced_pod("shop", label_selector="app=web").items
+    pods = client.CoreV1Api(api).list_namespaced_pod("store", label_selector="app=web").items
     return [p.metadata.name for p in pods
             if (p.metadata.annotations or {}).get("istio.io/rev") == revision
             and p.metadata.deletion_timestamp is None]
@@ -84,14 +90,14 @@ def web_pods_on(api, revision):
 
 def deploy_demo(api, with_bare_pod):
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespace({"metadata": {"name": "shop", "labels": {"istio.io/rev": "prod-stable"}}})
+    core.create_namespace({"metadata": {"name": "store", "labels": {"istio.io/rev": "prod-stable"}}})
     spec = {"containers": [{"name": "web", "image": "example.invalid/web:1"}]}
-    apps.create_namespaced_deployment("shop", {
+    apps.create_namespaced_deployment("store", {
         "metadata": {"name": "web"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}})
     if with_bare_pod:  # keeps the old revision in use, so rollback has something to go back to
-        core.create_namespaced_pod("shop", {"metadata": {"name": "bare", "labels": {"app": "bare"}},
+        core.create_namespaced_pod("store", {"metadata": {"name": "bare", "labels": {"app": "bare"}},
                                             "spec": spec})
 
 
@@ -142,7 +148,6 @@ def test_install_job_with_the_kubeconfig_credential(controller, fleet, apis):
     assert job.rc == 0, job.stdout()[-5000:]
     assert sorted(job.stats()["ok"]) == ["cluster1", "cluster2", "cluster3"]
     assert job.failed_hosts() == []
-    assert_no_secret_in(job, secrets_of(Path(fleet.kubeconfig).read_text()))
     for name, api in apis.items():
         assert mesh_tags(api) == {"default": OLD, "prod-stable": OLD}
         deploy_demo(api, with_bare_pod=name == "cluster1")
@@ -221,6 +226,20 @@ def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(cont
     writes = admin_writes(fleet, marks)
     assert (writes["cluster2"], writes["cluster3"]) == ([], [])
     assert "cluster3" not in slices[0].stats()["ok"], "the canary's slice went on after it failed"
+
+    # The workflow's failure path, once the probe is fixed: rollback for every host of the node.
+    apps.patch_namespaced_deployment("probe", "gate", {"spec": {"template": {"metadata": {
+        "labels": {"localfleet.meshfleet.io/hold": None}}}}})
+    [rollback] = controller("rollback", {"meshfleet_rollout_timeout": 120})
+    assert rollback.rc == 0, rollback.stdout()[-5000:]
+    for name in ("cluster2", "cluster3"):
+        assert f"{name}: only {OLD} is installed and no upgrade to it is recorded" in rollback.stdout()
+    assert mesh_tags(apis["cluster1"]) == {"default": OLD, "prod-stable": OLD}
+    assert record(apis["cluster1"])["phase"] == "rolled-back"
+    assert record(apis["cluster1"])["revision"] == NEW
+    probes = core.list_namespaced_pod("gate", label_selector="app=probe").items
+    assert {(p.metadata.annotations or {}).get("istio.io/rev") for p in probes
+            if p.metadata.deletion_timestamp is None} == {OLD}
     core.delete_namespace("gate")
     wait_until(lambda: not any(n.metadata.name == "gate" for n in core.list_namespace().items),
                what="gate namespace gone")
@@ -250,7 +269,7 @@ def test_a_sliced_upgrade_changes_no_later_wave_before_the_canary_passed(control
             assert f"-job{job.job_id}-" in record(apis[name])["run_id"]
     for name, api in apis.items():
         restarts = [e for e in writes[name] if e["objectRef"].get("resource") == "deployments"
-                    and e["objectRef"].get("namespace") == "shop"]
+                    and e["objectRef"].get("namespace") == "store"]
         assert len(restarts) == 1, (name, [audit.describe(e) for e in restarts])
         assert record(api)["phase"] == "passed"
         assert mesh_tags(api) == {"default": NEW, "prod-stable": NEW}
@@ -267,8 +286,8 @@ def test_cleanup(run_playbook, apis):
     run = run_playbook("uninstall", extra_vars={"meshfleet_force": True})
     assert run.rc == 0, run.output[-3000:]
     for name, api in apis.items():
-        client.CoreV1Api(api).delete_namespace("shop")
+        client.CoreV1Api(api).delete_namespace("store")
     for name, api in apis.items():
-        wait_until(lambda: not any(n.metadata.name == "shop"
+        wait_until(lambda: not any(n.metadata.name == "store"
                                    for n in client.CoreV1Api(api).list_namespace().items),
-                   timeout=180, what=f"shop namespace gone in {name}")
+                   timeout=180, what=f"store namespace gone in {name}")
