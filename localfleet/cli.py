@@ -1,12 +1,13 @@
 """Subcommands of `python -m localfleet`: build, charts, up, down, status, exec, stop, start,
-audit."""
+audit, rbac."""
 
 import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from . import audit, charts, gobuild, netns
+from . import audit, charts, gobuild, netns, rbac
 from .fleet import DEFAULT_FLEET, Fleet, format_status
 from .progress import FleetError
 
@@ -40,6 +41,20 @@ def parse(argv):
     writes.add_argument("--since", type=int, default=0, help="count only writes after this marker")
     writes.add_argument("--user", help="count only writes acting as this user")
     writes.add_argument("--list", action="store_true", help="print the writes, not their number")
+    roles = sub.add_parser("rbac", help="what an identity did since a marker, and the "
+                                        "least-privilege roles it implies (docs/rbac.md)")
+    roles.add_argument("action", choices=("mark", "requests", "derive"),
+                       help="mark: print every cluster's marker as JSON (save it to a file); "
+                            "requests: print the (apiGroup, resource, subresource, verb, "
+                            "namespace) set of the identity's requests since --since; derive: "
+                            "that set and the rbac/ manifests it implies")
+    roles.add_argument("--since", type=Path,
+                       help="a file written from 'rbac mark' (default: the whole logs)")
+    roles.add_argument("--user", default=rbac.service_account_user(),
+                       help="the identity as the audit log names it "
+                            "(default: %(default)s)")
+    roles.add_argument("--write", type=Path, metavar="DIR",
+                       help="derive: write the manifests into DIR (e.g. rbac) instead of printing")
     return parser.parse_args(argv)
 
 
@@ -87,6 +102,32 @@ def dispatch(args):
         return exec_in_fleet(fleet, args.argv)
     elif args.command == "audit":
         print_writes(fleet.cluster(args.cluster).audit_log, args)
+    elif args.command == "rbac":
+        return rbac_command(fleet, args)
+    return 0
+
+
+def rbac_command(fleet: Fleet, args) -> int:
+    if not fleet.clusters:
+        raise FleetError(f"fleet {fleet.name} is not running")
+    if args.action == "mark":
+        print(json.dumps(rbac.mark_fleet(fleet)))
+        return 0
+    since = json.loads(args.since.read_text()) if args.since else {}
+    found = rbac.fleet_requests(fleet, since, args.user)
+    if not found:
+        raise FleetError(f"no request by {args.user} in the audit logs of fleet {fleet.name}"
+                         + (f" since the markers of {args.since}" if args.since else ""))
+    print(rbac.table(found))
+    if args.action == "derive":
+        files = rbac.derive_manifests(found)
+        for name, text in files.items():
+            if args.write:
+                args.write.mkdir(parents=True, exist_ok=True)
+                (args.write / name).write_text(text)
+                print(f"wrote {args.write / name}", file=sys.stderr)
+            else:
+                print(f"\n# {name}\n{text}", end="")
     return 0
 
 

@@ -94,7 +94,7 @@ def test_ships_the_collection_content(installed):
     for path in ("README.md", "LICENSE", "meta/runtime.yml", "changelogs/changelog.yaml"):
         assert (root / path).is_file(), f"{path} missing from the built collection"
     files = collection_env.collection_files(META)
-    for directory in ("plugins", "roles", "playbooks", "meta"):
+    for directory in ("plugins", "roles", "playbooks", "meta", "rbac"):
         repo_files = {f for f in files if f.startswith(directory + "/")}
         shipped = {str(p.relative_to(root)) for p in root.glob(f"{directory}/**/*") if p.is_file()}
         assert repo_files <= shipped, f"{directory}/ not shipped whole: missing {sorted(repo_files - shipped)}"

@@ -14,11 +14,17 @@ import json
 import os
 import tempfile
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial
+
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 
 
 class HelmError(Exception):
     pass
+
+
+class AccessDenied(HelmError):
+    """The apiserver refused one of helm's requests (403); the message says what to grant."""
 
 
 class Helm(object):
@@ -27,6 +33,7 @@ class Helm(object):
     def __init__(self, module, binary, kubeconfig=None, context=None):
         self.module = module
         self.binary = binary
+        self.context = context
         self.cluster_args = []
         if kubeconfig:
             self.cluster_args += ["--kubeconfig", kubeconfig]
@@ -34,11 +41,16 @@ class Helm(object):
             self.cluster_args += ["--kube-context", context]
 
     def run(self, args, absent_ok=False):
-        """Run helm; with `absent_ok`, a missing release gives None instead of an error."""
+        """Run helm; with `absent_ok`, a missing release gives None instead of an error. An
+        access denial raises AccessDenied, naming the cluster, the identity and the permission."""
         rc, out, err = self.module.run_command([self.binary] + args + self.cluster_args)
         if rc != 0:
             if absent_ok and "not found" in err:
                 return None
+            denied = denial(self.context or "the kubeconfig's current context", err or out,
+                            describe(args))
+            if denied:
+                raise AccessDenied(denied)
             raise HelmError("helm %s failed: %s" % (" ".join(args[:2]), (err or out).strip()))
         return out
 
@@ -66,6 +78,14 @@ class Helm(object):
         args = ["template", release, chart.ref, "-n", namespace, "-f", values_file,
                 "--is-upgrade"] + chart.source_args()
         return self.run(args)
+
+
+def describe(args):
+    """`helm upgrade istiod-1-31-0 -n istio-system`: the command, its release and namespace."""
+    words = [arg for arg in args[:3] if not arg.startswith("-")]
+    if "-n" in args[:-1]:
+        words += ["-n", args[args.index("-n") + 1]]
+    return "helm " + " ".join(words)
 
 
 class Chart(object):

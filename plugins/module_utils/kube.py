@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import AccessModule
 
 try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
@@ -28,10 +28,11 @@ DRY_RUN = "All"
 
 
 def k8s_module(argument_spec, **kwargs):
-    """An AnsibleK8SModule whose options include kubernetes.core's auth options."""
+    """An AnsibleK8SModule whose options include kubernetes.core's auth options; an access
+    denial fails with the cluster, the identity and the missing permission (access.py)."""
     spec = dict(AUTH_ARG_SPEC)
     spec.update(argument_spec)
-    return AnsibleK8SModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+    return AccessModule(argument_spec=spec, supports_check_mode=True, **kwargs)
 
 
 def _auth_options(module, **overrides):

@@ -110,6 +110,7 @@ release:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
+    AccessDenied,
     Chart,
     Helm,
     HelmError,
@@ -186,6 +187,8 @@ def main():
             result = remove(module, helm, params["release_name"], params["release_namespace"])
         else:
             result = converge(module, helm, params["release_name"], params["release_namespace"])
+    except AccessDenied as error:
+        module.fail_json(msg=str(error), status=403)
     except HelmError as error:
         module.fail_json(msg="%s/%s: %s" % (params["release_namespace"], params["release_name"],
                                             error))
