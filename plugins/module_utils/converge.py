@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import NotFoundError
+
 NOISE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
 
 
@@ -51,19 +53,29 @@ def labels_present(live, names):
                   if name in ((live or {}).get("metadata", {}).get("labels") or {}))
 
 
-def converge(cluster, wanted, remove_labels=()):
-    """Make `wanted` true on the cluster. Returns (changed, before, after)."""
-    live = cluster.get(wanted["apiVersion"], wanted["kind"], wanted["metadata"]["name"],
-                       wanted["metadata"].get("namespace"))
+def converge(cluster, wanted, remove_labels=(), existing_only=False):
+    """Make `wanted` true on the cluster. Returns (changed, before, after).
+
+    With `existing_only`, an object that does not exist is left absent, also one that is gone
+    by the time it would be written (server-side apply would create it again)."""
+    meta = wanted["metadata"]
+    live = cluster.get(wanted["apiVersion"], wanted["kind"], meta["name"], meta.get("namespace"))
+    if live is None and existing_only:
+        return False, {}, {}
     stale_labels = labels_present(live, remove_labels)
     if live is not None and contains(live, wanted) and not stale_labels:
         return False, live, live
-    after = cluster.apply(wanted)
-    if stale_labels:
-        after = cluster.merge_patch(
-            wanted["apiVersion"], wanted["kind"], wanted["metadata"]["name"],
-            {"metadata": {"labels": dict((name, None) for name in stale_labels)}},
-            wanted["metadata"].get("namespace"))
+    try:
+        after = live if existing_only and contains(live, wanted) else cluster.apply(wanted)
+        if stale_labels:
+            after = cluster.merge_patch(
+                wanted["apiVersion"], wanted["kind"], meta["name"],
+                {"metadata": {"labels": dict((name, None) for name in stale_labels)}},
+                meta.get("namespace"))
+    except NotFoundError:
+        if not existing_only:
+            raise
+        return False, live, {}
     return True, live or {}, after
 
 
@@ -94,8 +106,8 @@ class Changes(object):
         self.diffs.append({"before": strip_noise(before), "after": strip_noise(after),
                            "before_header": ref, "after_header": ref})
 
-    def converge(self, cluster, wanted, remove_labels=()):
-        changed, before, after = converge(cluster, wanted, remove_labels)
+    def converge(self, cluster, wanted, remove_labels=(), existing_only=False):
+        changed, before, after = converge(cluster, wanted, remove_labels, existing_only)
         self.record(changed, before, after, object_ref(wanted))
         return after
 

@@ -43,6 +43,14 @@ options:
     type: list
     elements: str
     default: []
+  existing_only:
+    description:
+      - Change only objects that exist; one that does not exist, or is gone by the time it
+        would be written, is left absent instead of created (server-side apply creates). For
+        taking labels off objects that may be on their way out, such as namespaces being
+        deleted.
+    type: bool
+    default: false
   state:
     description: C(present) converges the objects, C(absent) deletes them.
     type: str
@@ -83,6 +91,7 @@ ARGUMENT_SPEC = dict(
     definitions=dict(type="list", elements="dict", required=True),
     remove_labels=dict(type="list", elements="str", default=[]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
+    existing_only=dict(type="bool", default=False),
 )
 
 
@@ -103,7 +112,8 @@ def run(module, cluster):
             changes.remove(cluster, definition["apiVersion"], definition["kind"], meta["name"],
                            meta.get("namespace"))
         else:
-            changes.converge(cluster, definition, module.params["remove_labels"])
+            changes.converge(cluster, definition, module.params["remove_labels"],
+                             module.params["existing_only"])
     return changes.result(module)
 
 

@@ -282,6 +282,20 @@ def stamp(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def test_uninstall_is_refused_while_another_run_holds_the_cluster(run_playbook, apis):
+    coordination = client.CoordinationV1Api(apis["cluster2"])
+    coordination.create_namespaced_lease("kube-system", {
+        "metadata": {"name": "meshfleet-run-lock"},
+        "spec": {"holderIdentity": "20261126T160000Z-upgrade-cluster2-job7-1",
+                 "leaseDurationSeconds": 3600,
+                 "renewTime": datetime.datetime.now(datetime.timezone.utc)}})
+    run = run_playbook("uninstall", extra_vars={"meshfleet_force": True}, limit="cluster2")
+    assert run.rc != 0
+    assert "20261126T160000Z-upgrade-cluster2-job7-1" in run.output
+    assert mesh_tags(apis["cluster2"]) == {"default": NEW, "prod-stable": NEW}
+    coordination.delete_namespaced_lease("meshfleet-run-lock", "kube-system")
+
+
 def test_cleanup(run_playbook, apis):
     run = run_playbook("uninstall", extra_vars={"meshfleet_force": True})
     assert run.rc == 0, run.output[-3000:]
