@@ -94,9 +94,10 @@ def test_existing_only_takes_labels_off_and_leaves_a_vanished_object_gone():
 
     live = namespace("shop", {"istio.io/rev": "prod-stable"})
     cluster = FakeCluster({"shop": live})
-    changed, _, _ = converge(cluster, namespace("shop"), ["istio.io/rev"], existing_only=True)
+    changed = converge(cluster, namespace("shop"), ["istio.io/rev"], existing_only=True)[0]
     assert changed and cluster.writes == [("patch", "shop")]
 
     gone = FakeCluster({"shop": live}, vanish={"shop"})
-    changed, _, after = converge(gone, namespace("shop"), ["istio.io/rev"], existing_only=True)
+    changed, before, after = converge(gone, namespace("shop"), ["istio.io/rev"], existing_only=True)
     assert (changed, after, gone.objects) == (False, {}, {})
+    assert before["metadata"]["labels"] == {"istio.io/rev": "prod-stable"}
