@@ -81,9 +81,17 @@ def write_kubeconfig(fleet, tokens, path):
 
 @pytest.fixture(scope="module")
 def identity(fleet, apis, tmp_path_factory, run_playbook):
+    # A known start: no Istio namespaces, CRDs, run lock or upgrade record left by earlier
+    # modules (the requests of a first install on a fresh cluster are part of the scenario).
     for name, api in apis.items():
         wait_until(lambda: not any(namespace_exists(api, n) for n in LAYOUT + (APP,)),
                    what=f"{name} without Istio (the previous module's namespaces gone)")
+        for crd in istio_crds(api):
+            client.ApiextensionsV1Api(api).delete_custom_resource_definition(crd)
+        wait_until(lambda: not istio_crds(api), what=f"{name} without Istio's CRDs")
+    for cluster in fleet.clusters:
+        cluster.kubectl("delete", "--ignore-not-found", "-n", "kube-system",
+                        "lease/meshfleet-run-lock", "configmap/meshfleet-upgrade")
     for cluster in fleet.clusters:
         if not DERIVE:
             cluster.kubectl("apply", "-f", str(RBAC_DIR))
@@ -111,6 +119,12 @@ def identity(fleet, apis, tmp_path_factory, run_playbook):
         wait_until(lambda: not any(namespace_exists(api, n)
                                    for n in (APP, rbac.SERVICE_ACCOUNT_NAMESPACE) + LAYOUT),
                    what=f"{name}: the module's namespaces gone")
+
+
+def istio_crds(api):
+    return [c.metadata.name for c in
+            client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+            if c.spec.group.endswith("istio.io")]
 
 
 class Window:
@@ -360,8 +374,7 @@ def test_uninstall_as_the_service_account(run_playbook, identity, fleet, apis):
     window.assert_made_by_the_identity()
     for name, api in apis.items():
         assert not any(namespace_exists(api, n) for n in LAYOUT), name
-        crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
-        assert [c.metadata.name for c in crds if c.spec.group.endswith("istio.io")] == [], name
+        assert istio_crds(api) == [], name
 
 
 @pytest.mark.skipif(DERIVE, reason="the roles are being derived, not checked")
