@@ -193,7 +193,8 @@ def test_a_second_fleet_runs_beside_and_starts_again_after_a_crash(fleet):
         other.up(1)
         assert other.clusters[0].api_get("/readyz") == "ok"
         kill_all(other)
-        wait_for(lambda: not Fleet(other.name).running(), what="the crashed fleet to be gone")
+        wait_for(lambda: not Fleet(other.name).running() and not Fleet(other.name).standin_alive(),
+                 what="the crashed fleet and its istiod stand-in to be gone")
         restarted = Fleet(other.name)
         restarted.up(1)
         assert restarted.is_up(1)
