@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import cluster_name, denial
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 
@@ -47,8 +47,7 @@ class Helm(object):
         if rc != 0:
             if absent_ok and "not found" in err:
                 return None
-            denied = denial(self.context or "the kubeconfig's current context", err or out,
-                            describe(args))
+            denied = denial(cluster_name({"context": self.context}), err or out, describe(args))
             if denied:
                 raise AccessDenied(denied)
             raise HelmError("helm %s failed: %s" % (" ".join(args[:2]), (err or out).strip()))
