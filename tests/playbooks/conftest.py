@@ -187,10 +187,13 @@ class WriteCounter:
         self.fleet = fleet
         self.marks = {c.spec.name: audit.mark(c.audit_log) for c in fleet.clusters}
 
-    def writes(self):
-        return {c.spec.name: [audit.describe(e) for e in
-                              audit.writes(c.audit_log, self.marks[c.spec.name], user=ADMIN)]
+    def events(self):
+        """The audit events of those writes, by cluster."""
+        return {c.spec.name: audit.writes(c.audit_log, self.marks[c.spec.name], user=ADMIN)
                 for c in self.fleet.clusters}
+
+    def writes(self):
+        return {name: [audit.describe(e) for e in events] for name, events in self.events().items()}
 
 
 @pytest.fixture

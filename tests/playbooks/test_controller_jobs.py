@@ -13,7 +13,6 @@ from kubernetes import client
 
 from localfleet import audit
 from tests.conftest import api_client
-from tests.playbooks.conftest import ADMIN
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
 from tests.playbooks.mesh_watch import wait_until
 
@@ -58,15 +57,6 @@ def controller(fleet, tmp_path_factory):
         return results
 
     return launch
-
-
-def admin_writes(fleet, marks):
-    return {c.spec.name: audit.writes(c.audit_log, marks[c.spec.name], user=ADMIN)
-            for c in fleet.clusters}
-
-
-def marks_of(fleet):
-    return {c.spec.name: audit.mark(c.audit_log) for c in fleet.clusters}
 
 
 def record(api):
@@ -134,16 +124,16 @@ def assert_no_secret_in(job, secrets):
         assert not leaks, f"credential material found in {leaks}"
 
 
-def test_check_mode_job_predicts_the_install_and_writes_nothing(controller, fleet):
-    marks = marks_of(fleet)
+def test_check_mode_job_predicts_the_install_and_writes_nothing(controller, write_counter):
+    counter = write_counter()
     [job] = controller("install", {"meshfleet_istio_version": "1.30-dev"}, check=True)
     assert job.rc == 0, job.stdout()[-5000:]
     assert job.status == "successful"
     assert sorted(job.changed_hosts()) == ["cluster1", "cluster2", "cluster3"]
-    assert admin_writes(fleet, marks) == {"cluster1": [], "cluster2": [], "cluster3": []}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
-def test_install_job_with_the_kubeconfig_credential(controller, fleet, apis):
+def test_install_job_with_the_kubeconfig_credential(controller, apis):
     [job] = controller("install", {"meshfleet_istio_version": "1.30-dev"})
     assert job.rc == 0, job.stdout()[-5000:]
     assert sorted(job.stats()["ok"]) == ["cluster1", "cluster2", "cluster3"]
@@ -165,15 +155,15 @@ def test_status_job_publishes_the_fleet_report_for_later_workflow_nodes(controll
         assert mesh["problems"] == []
 
 
-def test_later_waves_are_refused_before_the_canary_wave_upgraded(controller, fleet):
-    marks = marks_of(fleet)
+def test_later_waves_are_refused_before_the_canary_wave_upgraded(controller, write_counter):
+    counter = write_counter()
     [job] = controller("upgrade", dict(UPGRADE, meshfleet_hosts="wave1"))
     assert job.rc != 0
     assert job.failed_hosts() == ["cluster2", "cluster3"]
     output = job.stdout()
     assert "cluster2: the canary wave has not passed an upgrade to 1-31-0" in output
     assert "cluster1: no upgrade recorded" in output
-    assert admin_writes(fleet, marks) == {"cluster1": [], "cluster2": [], "cluster3": []}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
 def test_canary_job_upgrades_the_canary_wave_only(controller, apis):
@@ -190,21 +180,22 @@ def test_canary_job_upgrades_the_canary_wave_only(controller, apis):
     assert [w["name"] for w in published["cluster1"]["not_moved"]] == ["bare"]
 
 
-def test_later_waves_are_refused_after_the_canary_was_rolled_back(controller, fleet, apis):
+def test_later_waves_are_refused_after_the_canary_was_rolled_back(controller, apis,
+                                                                   write_counter):
     [rollback] = controller("rollback", limit="canary")
     assert rollback.rc == 0, rollback.stdout()[-5000:]
     assert mesh_tags(apis["cluster1"]) == {"default": OLD, "prod-stable": OLD}
     assert record(apis["cluster1"])["phase"] == "rolled-back"
-    marks = marks_of(fleet)
+    counter = write_counter()
     [job] = controller("upgrade", dict(UPGRADE, meshfleet_hosts="wave1"))
     assert job.rc != 0
     assert job.failed_hosts() == ["cluster2", "cluster3"]
     assert "cluster1: rolled-back 1-31-0" in job.stdout()
-    assert admin_writes(fleet, marks) == {"cluster1": [], "cluster2": [], "cluster3": []}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
-def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(controller, fleet,
-                                                                           apis):
+def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(controller, apis,
+                                                                           write_counter):
     core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
     core.create_namespace({"metadata": {"name": "gate", "labels": {"istio.io/rev": "prod-stable"}}})
     apps.create_namespaced_deployment("gate", {
@@ -214,7 +205,7 @@ def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(cont
                                                       "localfleet.meshfleet.io/hold": "not-ready"}},
                               "spec": {"containers": [{"name": "probe",
                                                        "image": "example.invalid/probe:1"}]}}}})
-    marks = marks_of(fleet)
+    counter = write_counter()
     slices = controller("upgrade", dict(SLICED_UPGRADE, meshfleet_canary_namespaces=["gate"],
                                         meshfleet_health_timeout=20), slice_count=2)
     assert [job.failed_hosts() for job in slices] == [["cluster1"], ["cluster2"]]
@@ -223,7 +214,7 @@ def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(cont
     assert gate["res"]["state"] == "closed"
     assert gate["res"]["attempts"] > 1, "cluster2's slice was not waiting when the canary failed"
     assert gate["res"]["attempts"] < 60, "cluster2's slice waited out its whole allowance"
-    writes = admin_writes(fleet, marks)
+    writes = counter.events()
     assert (writes["cluster2"], writes["cluster3"]) == ([], [])
     assert "cluster3" not in slices[0].stats()["ok"], "the canary's slice went on after it failed"
 
@@ -245,8 +236,9 @@ def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(cont
                what="gate namespace gone")
 
 
-def test_a_sliced_upgrade_changes_no_later_wave_before_the_canary_passed(controller, fleet, apis):
-    marks = marks_of(fleet)
+def test_a_sliced_upgrade_changes_no_later_wave_before_the_canary_passed(controller, apis,
+                                                                        write_counter):
+    counter = write_counter()
     slices = controller("upgrade", SLICED_UPGRADE, slice_count=2)
     for job in slices:
         assert job.rc == 0, job.stdout()[-5000:]
@@ -255,7 +247,7 @@ def test_a_sliced_upgrade_changes_no_later_wave_before_the_canary_passed(control
     [gate] = slices[1].host_events(GATE_TASK, "cluster2")
     assert gate["res"]["attempts"] > 1, "cluster2's slice did not have to wait for the canary"
 
-    writes = admin_writes(fleet, marks)
+    writes = counter.events()
     record_writes = [e for e in writes["cluster1"] if e["objectRef"].get("name") == RECORD[1]]
     canary_passed = stamp(record_writes[-1]["stageTimestamp"])
     assert record(apis["cluster1"])["phase"] == "passed"
