@@ -17,6 +17,7 @@ import json
 import re
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockError
 
 ROLES_HINT = ("grant it (see rbac/meshfleet-clusterrole.yml and rbac/meshfleet-role.yml of "
               "meshfleet.istio, docs/rbac.md)")
@@ -92,6 +93,8 @@ class AccessModule(AnsibleK8SModule):
     """kubernetes.core's module base, failing on an access denial with `denial`'s message."""
 
     def fail_from_exception(self, exception):
+        if isinstance(exception, LockError):
+            return self.fail_json(msg="%s: %s" % (cluster_name(self.params), exception))
         if getattr(exception, "status", None) == 403:
             message = denial(cluster_name(self.params), exception_text(exception))
             if message:

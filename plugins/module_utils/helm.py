@@ -27,13 +27,18 @@ class AccessDenied(HelmError):
     """The apiserver refused one of helm's requests (403); the message says what to grant."""
 
 
+# helm commands that change the cluster: each is made under the run lock.
+WRITES = ("install", "upgrade", "uninstall", "rollback")
+
+
 class Helm(object):
     """The helm binary, pointed at one cluster."""
 
-    def __init__(self, module, binary, kubeconfig=None, context=None):
+    def __init__(self, module, binary, kubeconfig=None, context=None, before_write=None):
         self.module = module
         self.binary = binary
         self.context = context
+        self.before_write = before_write
         self.cluster_args = []
         if kubeconfig:
             self.cluster_args += ["--kubeconfig", kubeconfig]
@@ -43,6 +48,8 @@ class Helm(object):
     def run(self, args, absent_ok=False):
         """Run helm; with `absent_ok`, a missing release gives None instead of an error. An
         access denial raises AccessDenied, naming the cluster, the identity and the permission."""
+        if self.before_write is not None and args[0] in WRITES:
+            self.before_write()
         rc, out, err = self.module.run_command([self.binary] + args + self.cluster_args)
         if rc != 0:
             if absent_ok and "not found" in err:

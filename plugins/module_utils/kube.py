@@ -12,6 +12,10 @@ from __future__ import annotations
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import AccessModule
+from ansible_collections.meshfleet.istio.plugins.module_utils.lock_keeper import (
+    LockKeeper,
+    stop_with_controller,
+)
 
 try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
@@ -25,12 +29,21 @@ except ImportError:  # reported by AnsibleK8SModule's requirement check
 
 FIELD_MANAGER = "meshfleet"
 DRY_RUN = "All"
+# The run lock a playbook's writes are made under (doc fragment meshfleet.istio.run_lock).
+RUN_LOCK_ARG_SPEC = dict(run_lock=dict(type="dict", no_log=False, options=dict(
+    holder=dict(type="str", required=True),
+    ttl=dict(type="int", default=120),
+    fence=dict(type="str"),
+    break_holder=dict(type="list", elements="str"),
+    force_break_holder=dict(type="list", elements="str"),
+)))
 
 
 def k8s_module(argument_spec, **kwargs):
     """An AnsibleK8SModule whose options include kubernetes.core's auth options; an access
     denial fails with the cluster, the identity and the missing permission (access.py)."""
     spec = dict(AUTH_ARG_SPEC)
+    spec.update(RUN_LOCK_ARG_SPEC)
     spec.update(argument_spec)
     return AccessModule(argument_spec=spec, supports_check_mode=True, **kwargs)
 
@@ -48,24 +61,24 @@ class Cluster(object):
         """The cluster of the module's auth options, or of another `context` in its kubeconfig."""
         self.module = module
         self.check_mode = module.check_mode
+        self.lock = None
         if context is None:
             self.client = get_api_client(module=module).client
+            self.lock = run_lock_keeper(module, self.client)
         else:
             self.client = get_api_client(**_auth_options(module, context=context)).client
         self._resources = {}
+
+    def before_write(self):
+        """Every write of a run holds the run lock, and stops when the run is gone."""
+        if self.lock is not None and not self.check_mode:
+            self.lock.before_write()
 
     def resource(self, api_version, kind):
         key = (api_version, kind)
         if key not in self._resources:
             self._resources[key] = self.client.resources.get(api_version=api_version, kind=kind)
         return self._resources[key]
-
-    def has_kind(self, api_version, kind):
-        try:
-            self.resource(api_version, kind)
-        except ResourceNotFoundError:
-            return False
-        return True
 
     def version(self):
         return self.client.version["kubernetes"]
@@ -97,6 +110,7 @@ class Cluster(object):
         dry-run; the prediction is then the definition itself.
         """
         meta = body["metadata"]
+        self.before_write()
         try:
             return self.client.server_side_apply(
                 self.resource(body["apiVersion"], body["kind"]), body=body, name=meta["name"],
@@ -108,15 +122,37 @@ class Cluster(object):
             raise
 
     def merge_patch(self, api_version, kind, name, patch, namespace=None):
+        self.before_write()
         return self.client.patch(
             self.resource(api_version, kind), body=patch, name=name, namespace=namespace,
             content_type="application/merge-patch+json", field_manager=FIELD_MANAGER,
             **self._dry_run()).to_dict()
 
     def delete(self, api_version, kind, name, namespace=None):
+        self.before_write()
         try:
             self.client.delete(self.resource(api_version, kind), name=name, namespace=namespace,
                                **self._dry_run())
         except NotFoundError:
             return False
         return True
+
+
+def run_lock_keeper(module, client):
+    """The keeper of the run lock the module's writes are made under (its `run_lock` option),
+    watching the run's ansible-playbook process; None when the module runs without one."""
+    spec = module.params.get("run_lock")
+    if not spec or module.check_mode:
+        return None
+    keeper = LockKeeper.from_params(client, spec)
+    stop_with_controller(keeper.controller)
+    return keeper
+
+
+def run_lock_keeper_of_kubeconfig(module, kubeconfig, context):
+    """run_lock_keeper for a module that reaches the cluster by kubeconfig and context only."""
+    if not module.params.get("run_lock") or module.check_mode:
+        return None
+    options = dict((name, None) for name in AUTH_ARG_SPEC)
+    options.update(kubeconfig=kubeconfig, context=context)
+    return run_lock_keeper(module, get_api_client(**options).client)

@@ -9,6 +9,20 @@ namespaces, pods by the revision that really injected them, gateways, webhooks.
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
+    LEASE_API,
+    LEASE_NAME,
+    LEASE_NAMESPACE,
+    describe,
+    lock_state,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
+    RECORD_API,
+    RECORD_NAME,
+    RECORD_NAMESPACE,
+    record_of,
+)
+
 REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
 INJECTION_LABEL = "istio-injection"
@@ -35,6 +49,8 @@ def read_cluster(cluster, istio_namespace="istio-system"):
                                           "MutatingWebhookConfiguration"),
         "validating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
                                             "ValidatingWebhookConfiguration"),
+        "run_lock": cluster.get(LEASE_API, "Lease", LEASE_NAME, LEASE_NAMESPACE),
+        "upgrade_record": cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE),
     }
 
 
@@ -261,6 +277,35 @@ class MeshSnapshot(object):
             reasons.append("validator %s" % VALIDATOR)
         return reasons
 
+    # ------------------------------------------------------------ runs
+
+    def lock(self):
+        """The run lock: who holds the cluster and whether that run is alive."""
+        state = lock_state(self.raw.get("run_lock"))
+        state["summary"] = describe(state)
+        return state
+
+    def upgrade_record(self):
+        return record_of(self.raw.get("upgrade_record"))
+
+    def run_problems(self):
+        """A lock left by a run that died, and an upgrade that stopped half-way."""
+        found = []
+        lock = self.lock()
+        if lock["state"] in ("stale", "expired"):
+            found.append("run lock left by %s: %s; it stopped renewing %ss ago. A run takes an "
+                         "expired lock by itself; to take it sooner, rerun with "
+                         "meshfleet_break_lock=%s"
+                         % (lock["holder"], lock["state"], lock["age_seconds"], lock["holder"]))
+        record = self.upgrade_record()
+        if record.get("phase") in ("started", "failed") and lock["state"] != "live":
+            found.append("the upgrade to %s by run %s %s (%s) and did not finish: run upgrade.yml "
+                         "again to finish it, or rollback.yml to go back"
+                         % (record.get("revision"), record.get("run_id"),
+                            "failed" if record["phase"] == "failed" else "stopped",
+                            record.get("updated")))
+        return found
+
     # ------------------------------------------------------------ summary
 
     def engine(self):
@@ -292,7 +337,9 @@ class MeshSnapshot(object):
             "gateway_services": self.gateway_services(),
             "overlapping_webhooks": self.overlapping_webhooks(),
             "orphaned_webhooks": self.orphaned_webhooks(),
-            "problems": self.problems(),
+            "lock": self.lock(),
+            "upgrade_record": self.upgrade_record(),
+            "problems": self.problems() + self.run_problems(),
         }
 
     def problems(self):

@@ -459,6 +459,7 @@ class WorkloadApi(object):
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                 "deleteOptions": {"preconditions": {"uid": meta["uid"]}}}
         eviction = self.cluster.resource("v1", "Pod").subresources["eviction"]
+        self.cluster.before_write()
         try:
             eviction.create(body=body, name=meta["name"], namespace=meta["namespace"])
         except TooManyRequestsError:

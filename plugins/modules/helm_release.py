@@ -22,6 +22,8 @@ description:
     install) is removed, so a rerun converges.
 author:
   - meshfleet contributors (@meshfleet)
+extends_documentation_fragment:
+  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -109,6 +111,12 @@ release:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import cluster_name
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import (
+    RUN_LOCK_ARG_SPEC,
+    run_lock_keeper_of_kubeconfig,
+)
+
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     AccessDenied,
     Chart,
@@ -119,6 +127,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     recover_interrupted,
     write_values,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockError
 
 ARGUMENT_SPEC = dict(
     release_name=dict(type="str", required=True),
@@ -134,6 +143,7 @@ ARGUMENT_SPEC = dict(
     kubeconfig=dict(type="path", aliases=["kubeconfig_path"]),
     context=dict(type="str", aliases=["kube_context"]),
 )
+ARGUMENT_SPEC.update(RUN_LOCK_ARG_SPEC)
 
 
 def remove(module, helm, release, namespace):
@@ -181,7 +191,9 @@ def main():
                            required_if=[("state", "present", ["chart_ref"])])
     params = module.params
     binary = module.get_bin_path(params["binary_path"], required=True)
-    helm = Helm(module, binary, params["kubeconfig"], params["context"])
+    keeper = run_lock_keeper_of_kubeconfig(module, params["kubeconfig"], params["context"])
+    helm = Helm(module, binary, params["kubeconfig"], params["context"],
+                before_write=keeper.before_write if keeper else None)
     try:
         if params["state"] == "absent":
             result = remove(module, helm, params["release_name"], params["release_namespace"])
@@ -189,6 +201,8 @@ def main():
             result = converge(module, helm, params["release_name"], params["release_namespace"])
     except AccessDenied as error:
         module.fail_json(msg=str(error), status=403)
+    except LockError as error:
+        module.fail_json(msg="%s: %s" % (cluster_name(params), error))
     except HelmError as error:
         module.fail_json(msg="%s/%s: %s" % (params["release_namespace"], params["release_name"],
                                             error))

@@ -22,6 +22,7 @@ author:
   - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -115,8 +116,28 @@ mesh:
       description: Injection webhook configurations whose istiod Service does not exist.
       type: list
       elements: dict
+    lock:
+      description:
+        - The run lock (Lease C(kube-system/meshfleet-run-lock)) - C(state) is C(absent) (never
+          held), C(free), C(live) (its run renews it), C(stale) (renewals stopped; taken only by
+          a run naming the holder) or C(expired) (the next run takes it) - with C(holder),
+          C(age_seconds) since the last renewal, C(expires_in_seconds), C(renew_seconds),
+          C(resource_version) and a one-line C(summary).
+      type: dict
+      sample: {"state": "live", "holder": "20261126T131500Z-upgrade-cluster1-4711",
+               "age_seconds": 4, "expires_in_seconds": 116, "renew_seconds": 20,
+               "resource_version": "5120", "summary": "... live (renewed 4s ago, expires in 116s)"}
+    upgrade_record:
+      description: The cluster's record of its last upgrade (C(revision), C(phase), C(run_id),
+        C(updated)); empty when none is recorded.
+      type: dict
+      sample: {"revision": "1-31-0", "phase": "passed", "run_id": "20261126T131500Z-upgrade-cluster1-4711",
+               "updated": "2026-11-26T13:21:40Z"}
     problems:
-      description: Conditions that break installs or upgrades, in words.
+      description:
+        - Conditions that break installs or upgrades, in words. Also a run lock left stale or
+          expired by a run that died, and an upgrade that started or failed and was neither
+          finished nor rolled back.
       type: list
       elements: str
 """

@@ -21,6 +21,7 @@ author:
   - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full

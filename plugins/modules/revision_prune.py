@@ -30,6 +30,7 @@ author:
   - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -144,18 +145,20 @@ def kubeconfig_file(module, kubeconfig):
     return path
 
 
-def make_helm(module):
-    """Helm through the AnsibleModule inside AnsibleK8SModule (run_command, get_bin_path)."""
+def make_helm(module, cluster):
+    """Helm through the AnsibleModule inside AnsibleK8SModule (run_command, get_bin_path),
+    its uninstalls made under the cluster's run lock."""
     base = getattr(module, "_module", module)
     kubeconfig, context = helm_connection(module.params)
     binary = base.get_bin_path(module.params["binary_path"], required=True)
-    return Helm(base, binary, kubeconfig_file(base, kubeconfig), context)
+    return Helm(base, binary, kubeconfig_file(base, kubeconfig), context,
+                before_write=cluster.before_write)
 
 
 def run(module, cluster):
     params = module.params
     revision = check_revision_name(params["revision"])
-    helm = make_helm(module)
+    helm = make_helm(module, cluster)
     changes = Changes()
     state = read_state(cluster, revision, params["istio_namespace"])
     removed, in_use, diffs = prune(cluster, helm, changes, state, revision,

@@ -23,6 +23,7 @@ author:
   - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -71,6 +72,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock:
+  description:
+    - The cluster's run lock as read with the plan (C(state) is C(absent), C(free), C(live),
+      C(stale) or C(expired); C(holder), C(age_seconds), C(expires_in_seconds),
+      C(renew_seconds), C(resource_version), C(summary)).
+    - Its C(resource_version) is the fence a playbook passes to the run lock, so the lock is
+      taken only when no other run held the cluster since this plan was made.
+  returned: success
+  type: dict
+  sample: {"state": "free", "holder": "", "resource_version": "4711", "summary": "free"}
 plan:
   description: The upgrade of this cluster.
   returned: success
@@ -142,7 +153,7 @@ def main():
         module.fail_json(msg=str(error))
     except Exception as error:  # pylint: disable=broad-except
         module.fail_from_exception(error)
-    module.exit_json(changed=False, plan=result)
+    module.exit_json(changed=False, plan=result, lock=snapshot.lock())
 
 
 if __name__ == "__main__":

@@ -149,6 +149,14 @@ class BackgroundPlaybook:
         return stopped
 
 
+    def kill_group(self):
+        """SIGKILL ansible-playbook's process group only, as `kill -KILL -<pgid>` would: the
+        workers, in sessions of their own, and the modules under them live on."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+
 def command_line(pid):
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

@@ -304,8 +304,10 @@ def test_a_kubeconfig_given_inline_is_masked_in_the_output(identity, module, arg
 
 def test_upgrade_as_the_service_account_breaking_a_stale_lock(run_playbook, identity, fleet,
                                                               apis):
-    """A run that died left its lock on cluster1; the rerun names it and takes it over."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A run that died left its lock on cluster1, not renewed for over an hour (stale, not yet
+    expired); the rerun names it and takes it over."""
+    now = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=4000)
+           ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     client.CoordinationV1Api(apis["cluster1"]).create_namespaced_lease("kube-system", {
         "metadata": {"name": "meshfleet-run-lock"},
         "spec": {"holderIdentity": "dead-run", "leaseDurationSeconds": 7200,

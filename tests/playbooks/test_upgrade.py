@@ -182,22 +182,23 @@ def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra, me
 
 
 def test_two_runs_on_one_cluster_the_second_is_refused(fleet, apis):
-    """A live lock held by another run stops this one with the holder's name and the way out."""
+    """A live lock held by another run stops this one with the holder's name and the way out;
+    naming a live holder to break its lock is not enough, forcing is."""
     coord = client.CoordinationV1Api(apis["cluster2"])
     assert lock_attempt(fleet, "other-run") == "ok"
     try:
-        assert "meshfleet_break_lock=other-run" in lock_attempt(fleet, "this-run")
-        assert lock_attempt(fleet, "this-run", break_holder="other-run") == "ok"
+        refused = lock_attempt(fleet, "this-run")
+        assert "other-run, live" in refused and "meshfleet_force_break_lock=other-run" in refused
+        assert "other-run, live" in lock_attempt(fleet, "this-run", break_holder="other-run")
+        assert lock_attempt(fleet, "this-run", force_break_holder="other-run") == "ok"
         assert coord.read_namespaced_lease("meshfleet-run-lock",
                                            "kube-system").spec.holder_identity == "this-run"
     finally:
         coord.delete_namespaced_lease("meshfleet-run-lock", "kube-system")
 
 
-def lock_attempt(fleet, holder, break_holder=None):
-    args = {"holder": holder, "kubeconfig": str(fleet.kubeconfig), "context": "cluster2"}
-    if break_holder:
-        args["break_holder"] = break_holder
+def lock_attempt(fleet, holder, **breaks):
+    args = dict(breaks, holder=holder, kubeconfig=str(fleet.kubeconfig), context="cluster2")
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-m",
          "meshfleet.istio.run_lock", "-a", json.dumps(args),

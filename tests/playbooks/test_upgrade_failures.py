@@ -22,8 +22,10 @@ from tests.playbooks.mesh_watch import MeshWatch, wait_until
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
 
 OLD, NEW = "1-30-dev", "1-31-0"
+# A lock that goes stale a minute after its run died and expires only after ten.
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
-           "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 180}
+           "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 180,
+           "meshfleet_lock_ttl": 600}
 # The whole wave at once; one of its two clusters may fail without stopping the other.
 WAVE_POLICY = {"meshfleet_serial": "100%", "meshfleet_max_fail_percentage": 50}
 DEMO = "demo"
@@ -121,6 +123,13 @@ def mesh_facts(fleet, cluster):
     return json.loads(proc.stdout.split(" => ", 1)[1])["mesh"]
 
 
+def wait_until_stale(fleet, clusters):
+    """The dead run's locks stop being renewed: stale within a minute."""
+    for cluster in clusters:
+        wait_until(lambda: mesh_facts(fleet, cluster)["lock"]["state"] == "stale", timeout=120,
+                   interval=5, what=f"the dead run's lock on {cluster} to go stale")
+
+
 def failures(output, host):
     """The `fatal: [host]: FAILED! => ...` lines of a run."""
     return [line for line in output.splitlines() if line.startswith(f"fatal: [{host}]")]
@@ -190,14 +199,16 @@ def test_a_cluster_whose_apiserver_dies_mid_upgrade_fails_alone(start_playbook, 
 
 
 def test_a_rerun_is_refused_by_the_dead_runs_lock_and_says_how_to_break_it(
-        run_playbook, write_counter, apis):
+        run_playbook, write_counter, fleet, apis):
     holder = lock_holder(apis["cluster3"])
+    wait_until_stale(fleet, ["cluster3"])
     counter = write_counter()
     run = run_playbook("upgrade", extra_vars=dict(UPGRADE, **WAVE_POLICY))
     assert run.rc != 0
     assert run.failed_hosts() == ["cluster3"], run.output[-5000:]
     fatal = failures(run.output, "cluster3")
     assert fatal and "another meshfleet run holds this cluster" in fatal[0], fatal
+    assert f"{holder}, stale" in fatal[0], fatal
     assert f"meshfleet_break_lock={holder}" in fatal[0], fatal
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
     assert lock_holder(apis["cluster3"]) == holder
@@ -251,6 +262,7 @@ def test_killing_ansible_playbook_mid_upgrade_orphans_nothing(start_playbook, ru
             assert f"-upgrade-{name}-" in (holders[name] or ""), holders
             assert mesh_tags(apis[name])["prod-stable"] == OLD
 
+        wait_until_stale(fleet, wave)
         refused = run_playbook("upgrade", extra_vars=UPGRADE, limit=",".join(wave))
         assert refused.rc != 0
         for name in wave:

@@ -1,6 +1,8 @@
 """The mesh model and the in-use rule, on plain objects as the API returns them."""
 
-from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags
+import datetime
+
+from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags, run_lock
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import MeshSnapshot
 
 
@@ -96,3 +98,46 @@ def test_engine_and_readiness_come_from_the_istiod_deployments():
     snap = snapshot(deployments=[istiod("1-31-0", "1.31.0", ready=0)])
     assert snap.revisions["1-31-0"]["ready"] is False
     assert snap.engine() == "helm"
+
+
+# ------------------------------------------------------------------ runs
+
+def run_lock_lease(holder, seconds_ago):
+    moment = run_lock.now() - datetime.timedelta(seconds=seconds_ago)
+    return run_lock.lease_body(holder, 120, "41", moment=moment)
+
+
+def record(phase):
+    return {"data": {"revision": "1-31-0", "phase": phase, "run_id": "run-a",
+                     "updated": "2026-11-29T12:00:00Z"}}
+
+
+def test_a_cluster_never_locked_or_upgraded_has_no_run_problem():
+    facts = snapshot().facts()
+    assert facts["lock"]["state"] == "absent" and facts["upgrade_record"] == {}
+    assert facts["problems"] == []
+
+
+def test_a_live_upgrade_in_progress_is_no_problem():
+    facts = snapshot(run_lock=run_lock_lease("run-a", 5),
+                     upgrade_record=record("started")).facts()
+    assert facts["lock"]["state"] == "live" and facts["lock"]["holder"] == "run-a"
+    assert "run-a, live (renewed 5s ago" in facts["lock"]["summary"]
+    assert facts["problems"] == []
+
+
+def test_a_dead_runs_lock_and_its_half_done_upgrade_are_problems_with_the_way_out():
+    facts = snapshot(run_lock=run_lock_lease("run-a", 90),
+                     upgrade_record=record("started")).facts()
+    assert facts["lock"]["state"] == "stale"
+    lock_problem, upgrade_problem = facts["problems"]
+    assert "run lock left by run-a: stale" in lock_problem
+    assert "meshfleet_break_lock=run-a" in lock_problem
+    assert "upgrade to 1-31-0 by run run-a stopped" in upgrade_problem
+    assert "upgrade.yml again" in upgrade_problem and "rollback.yml" in upgrade_problem
+
+
+def test_a_failed_upgrade_is_a_problem_until_finished_or_rolled_back():
+    assert "failed" in snapshot(upgrade_record=record("failed")).facts()["problems"][0]
+    for phase in ("passed", "rolled-back"):
+        assert snapshot(upgrade_record=record(phase)).facts()["problems"] == []

@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""Holding the run lock while a run writes: taken at the first write (or explicitly by the
+run_lock module), renewed by a small process that lives as long as the ansible-playbook process
+that started the run, and checked before every write.
+
+A killed run stops writing: ansible-core runs each task in a worker of its own session, which
+finishes the task in flight even after the ansible-playbook process is gone. So every module
+that runs under the lock watches that process and exits (with its helm children) as soon as it
+is gone, and the renewer stops renewing, so the lock goes stale and then expires.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import threading
+import time
+
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
+    LEASE_API,
+    LEASE_NAME,
+    LEASE_NAMESPACE,
+    LockError,
+    decide_acquire,
+    holder_of,
+    lease_body,
+    released_body,
+    renew_interval,
+    renewal_due,
+    renewed_body,
+)
+
+try:
+    from kubernetes.dynamic.exceptions import NotFoundError
+except ImportError:  # reported by AnsibleK8SModule's requirement check
+
+    class NotFoundError(Exception):
+        pass
+
+CONTROLLER_NAMES = ("ansible-playbook", "ansible")
+# Seconds between two reads of the Lease before writes of one module.
+CHECK_EVERY = 2.0
+
+
+class RunGone(LockError):
+    """The ansible-playbook process that started this task is gone."""
+
+
+# ---------------------------------------------------------------- the controller process
+
+def _stat(pid):
+    """(parent pid, start time, state) of a process, None when it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (IOError, OSError, IndexError):
+        return None
+    return int(fields[1]), fields[19], fields[0]
+
+
+def _is_controller(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except (IOError, OSError):
+        return False
+    names = [os.path.basename(arg.decode("utf-8", "replace")) for arg in argv[:2]]
+    return any(name in CONTROLLER_NAMES for name in names)
+
+
+def controller_process():
+    """The ansible-playbook (or ad-hoc ansible) process this module runs under, as (pid, start
+    time): the topmost such ancestor, since ansible-core's workers carry the same command line.
+    Without /proc, or when there is none, the module's parent."""
+    found = None
+    pid = os.getppid()
+    while pid > 1:
+        stat = _stat(pid)
+        if stat is None:
+            break
+        if _is_controller(pid):
+            found = (pid, stat[1])
+        pid = stat[0]
+    if found:
+        return found
+    stat = _stat(os.getppid())
+    return os.getppid(), stat[1] if stat else None
+
+
+def process_alive(process):
+    pid, started = process
+    if started is None:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    stat = _stat(pid)
+    return stat is not None and stat[1] == started and stat[2] not in ("Z", "X")
+
+
+def _kill_children():
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat and stat[0] == me:
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def stop_with_controller(process, poll=1.0):
+    """Exit this module (and the helm it runs) as soon as the controller process is gone."""
+    def watch():
+        while process_alive(process):
+            time.sleep(poll)
+        _kill_children()
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="meshfleet-controller-watch")
+    thread.daemon = True
+    thread.start()
+
+
+# ---------------------------------------------------------------- the renewer
+
+def _ssl_context(configuration):
+    """The client's TLS settings in memory: the renewer outlives the module, whose temporary
+    certificate files go with it."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+def _coordination_api(configuration, context):
+    import urllib3
+    from kubernetes import client
+
+    api_client = client.ApiClient(configuration)
+    if configuration.proxy:
+        pool = urllib3.ProxyManager(configuration.proxy, num_pools=1, ssl_context=context)
+    else:
+        pool = urllib3.PoolManager(num_pools=1, ssl_context=context)
+    api_client.rest_client.pool_manager = pool
+    return client.CoordinationV1Api(api_client), api_client
+
+
+def _renew_until_gone(configuration, context, holder, interval, controller):
+    api, api_client = _coordination_api(configuration, context)
+    while True:
+        time.sleep(interval)
+        if not process_alive(controller):
+            return
+        try:
+            lease = api_client.sanitize_for_serialization(
+                api.read_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE))
+        except Exception as error:  # pylint: disable=broad-except
+            if getattr(error, "status", None) == 404:
+                return
+            continue
+        if holder_of(lease) != holder:
+            return
+        try:
+            api.replace_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE, renewed_body(lease))
+        except Exception:  # pylint: disable=broad-except
+            continue
+
+
+def spawn_renewer(configuration, holder, ttl, controller):
+    """A detached process renewing the Lease every renew_interval(ttl) seconds while the
+    controller lives and the Lease names `holder`."""
+    context = _ssl_context(configuration)
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(devnull, stream)
+        _renew_until_gone(configuration, context, holder, renew_interval(ttl), controller)
+    finally:
+        os._exit(0)
+
+
+# ---------------------------------------------------------------- the keeper
+
+class LockKeeper(object):
+    """This run's hold on one cluster's lock, reached through a kubernetes DynamicClient."""
+
+    def __init__(self, client, holder, ttl, break_holder=None, force_break_holder=None,
+                 fence=None, controller=None):
+        self.client = client
+        self.holder = holder
+        self.ttl = ttl
+        self.break_holder = break_holder
+        self.force_break_holder = force_break_holder
+        self.fence = fence
+        self.controller = controller or controller_process()
+        self._checked = 0.0
+
+    @classmethod
+    def from_params(cls, client, spec):
+        return cls(client, spec["holder"], spec.get("ttl") or 120, spec.get("break_holder"),
+                   spec.get("force_break_holder"), spec.get("fence"))
+
+    def _resource(self):
+        return self.client.resources.get(api_version=LEASE_API, kind="Lease")
+
+    def read(self):
+        try:
+            return self.client.get(self._resource(), name=LEASE_NAME,
+                                   namespace=LEASE_NAMESPACE).to_dict()
+        except NotFoundError:
+            return None
+
+    def _write(self, body, create=False):
+        if create:
+            return self.client.create(self._resource(), body=body, namespace=LEASE_NAMESPACE)
+        return self.client.replace(self._resource(), body=body, namespace=LEASE_NAMESPACE)
+
+    def acquire(self, check_mode=False):
+        """Take, create or keep the lock: returns (action, previous holder). Raises LockHeld or
+        LockMoved (run_lock.py) when this run may not hold it."""
+        lease = self.read()
+        action = decide_acquire(lease, self.holder, self.break_holder, self.force_break_holder,
+                                self.fence)
+        if check_mode:
+            return action, holder_of(lease)
+        if action == "create":
+            self._write(lease_body(self.holder, self.ttl), create=True)
+        elif action == "take":
+            self._write(lease_body(self.holder, self.ttl,
+                                   lease["metadata"]["resourceVersion"]))
+        elif renewal_due(lease):
+            self._write(renewed_body(lease))
+        if action != "renew":
+            spawn_renewer(self.client.client.configuration, self.holder, self.ttl,
+                          self.controller)
+        self._checked = time.time()
+        return action, holder_of(lease)
+
+    def before_write(self):
+        """Called before every write of a module run under the lock."""
+        if not process_alive(self.controller):
+            raise RunGone("the ansible-playbook process that started this task (pid %d) is "
+                          "gone: this run stops writing" % self.controller[0])
+        if time.time() - self._checked >= CHECK_EVERY:
+            self.acquire()
+
+    def release(self, check_mode=False):
+        """Give the lock back if this run holds it: returns the holder before."""
+        lease = self.read()
+        previous = holder_of(lease)
+        if lease is not None and previous == self.holder and not check_mode:
+            self._write(released_body(lease))
+        return previous
