@@ -31,7 +31,7 @@ options:
       fence:
         description:
           - The Lease's resourceVersion when this run first read the cluster (C('') when there
-            was none). Taking the lock fails when it changed since: another run held the
+            was none). Taking the lock fails when it changed since, because another run held the
             cluster meanwhile. Without it the lock is taken whenever it is free or expired.
         type: str
       break_holder:

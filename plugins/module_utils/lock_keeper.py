@@ -27,15 +27,18 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
     decide_acquire,
     holder_of,
     lease_body,
+    lock_state,
     released_body,
     renew_interval,
-    renewal_due,
     renewed_body,
 )
 
 try:
-    from kubernetes.dynamic.exceptions import NotFoundError
+    from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 except ImportError:  # reported by AnsibleK8SModule's requirement check
+
+    class ConflictError(Exception):
+        pass
 
     class NotFoundError(Exception):
         pass
@@ -233,24 +236,35 @@ class LockKeeper(object):
 
     def acquire(self, check_mode=False):
         """Take, create or keep the lock: returns (action, previous holder). Raises LockHeld or
-        LockMoved (run_lock.py) when this run may not hold it."""
-        lease = self.read()
-        action = decide_acquire(lease, self.holder, self.break_holder, self.force_break_holder,
-                                self.fence)
-        if check_mode:
+        LockMoved (run_lock.py) when this run may not hold it. A write that loses a race for
+        the Lease (409) is decided again from a fresh read."""
+        for attempt in range(3):
+            lease = self.read()
+            action = decide_acquire(lease, self.holder, self.break_holder,
+                                    self.force_break_holder, self.fence)
+            if check_mode:
+                return action, holder_of(lease)
+            try:
+                self._apply(action, lease)
+            except ConflictError:
+                if attempt == 2:
+                    raise
+                continue
+            self._checked = time.time()
             return action, holder_of(lease)
+
+    def _apply(self, action, lease):
         if action == "create":
             self._write(lease_body(self.holder, self.ttl), create=True)
         elif action == "take":
-            self._write(lease_body(self.holder, self.ttl,
-                                   lease["metadata"]["resourceVersion"]))
-        elif renewal_due(lease):
+            self._write(lease_body(self.holder, self.ttl, lease["metadata"]["resourceVersion"]))
+        elif lock_state(lease)["state"] != "live":
+            # Ours, but its renewer is not renewing it (it lives as long as the run's
+            # ansible-playbook; renewals may have failed while the apiserver was away).
             self._write(renewed_body(lease))
         if action != "renew":
             spawn_renewer(self.client.client.configuration, self.holder, self.ttl,
                           self.controller)
-        self._checked = time.time()
-        return action, holder_of(lease)
 
     def before_write(self):
         """Called before every write of a module run under the lock."""
@@ -261,9 +275,17 @@ class LockKeeper(object):
             self.acquire()
 
     def release(self, check_mode=False):
-        """Give the lock back if this run holds it: returns the holder before."""
-        lease = self.read()
-        previous = holder_of(lease)
-        if lease is not None and previous == self.holder and not check_mode:
-            self._write(released_body(lease))
-        return previous
+        """Give the lock back if this run holds it: returns the holder before. The renewer may
+        renew it meanwhile (409): then read it again."""
+        for attempt in range(3):
+            lease = self.read()
+            previous = holder_of(lease)
+            if lease is None or previous != self.holder or check_mode:
+                return previous
+            try:
+                self._write(released_body(lease))
+            except ConflictError:
+                if attempt == 2:
+                    raise
+                continue
+            return previous

@@ -206,9 +206,3 @@ def released_body(lease):
     metadata["annotations"][RELEASED_ANNOTATION] = holder_of(lease)
     spec = {"leaseDurationSeconds": _spec(lease).get("leaseDurationSeconds") or DEFAULT_TTL}
     return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": metadata, "spec": spec}
-
-
-def renewal_due(lease, moment=None):
-    """Whether the holder should renew now (half an interval passed since the last renewal)."""
-    state = lock_state(lease, moment)
-    return state["age_seconds"] * 2 >= state["renew_seconds"]

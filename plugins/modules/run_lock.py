@@ -68,7 +68,7 @@ options:
     description:
       - Take the lock from this exact holder even while it is live (its run still renews it).
         Only for a run known to be gone whose renewer still runs; the holder may still write.
-        I(fence) does not apply: the holder's renewals move the Lease on.
+        I(fence) does not apply, since the holder's renewals move the Lease on.
     type: list
     elements: str
   fence:

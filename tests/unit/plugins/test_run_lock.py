@@ -115,11 +115,6 @@ def test_the_fence_does_not_stop_the_run_that_holds_the_lock():
     assert run_lock.decide_acquire(lease("run-b", version="12"), "run-b", fence="7") == "renew"
 
 
-def test_a_renewal_is_due_after_half_an_interval():
-    assert not run_lock.renewal_due(lease("run-a", 9))
-    assert run_lock.renewal_due(lease("run-a", 10))
-
-
 def test_kubernetes_time_formats_parse():
     state = run_lock.lock_state({"metadata": {}, "spec": {
         "holderIdentity": "x", "renewTime": "2026-11-26T13:15:00Z", "leaseDurationSeconds": 60}},
