@@ -9,6 +9,8 @@ namespaces, pods by the revision that really injected them, gateways, webhooks.
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import upgrade_record
+
 REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
 INJECTION_LABEL = "istio-injection"
@@ -35,6 +37,8 @@ def read_cluster(cluster, istio_namespace="istio-system"):
                                           "MutatingWebhookConfiguration"),
         "validating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
                                             "ValidatingWebhookConfiguration"),
+        "upgrade_record": cluster.get(upgrade_record.RECORD_API, "ConfigMap",
+                                      upgrade_record.RECORD_NAME, upgrade_record.RECORD_NAMESPACE),
     }
 
 
@@ -293,6 +297,7 @@ class MeshSnapshot(object):
             "overlapping_webhooks": self.overlapping_webhooks(),
             "orphaned_webhooks": self.orphaned_webhooks(),
             "problems": self.problems(),
+            "upgrade_record": upgrade_record.record_facts(self.raw.get("upgrade_record")),
         }
 
     def problems(self):

@@ -17,6 +17,8 @@ description:
     injected them (the injector's C(istio.io/rev) annotation), gateways and which revision each
     stable gateway Service serves, overlapping or orphaned injection webhooks, the engine that
     installed each revision, and what still uses each revision.
+  - Also reads the cluster's upgrade record (the ConfigMap C(kube-system/meshfleet-upgrade) kept
+    by M(meshfleet.istio.upgrade_record)) with one GET.
   - Never writes.
 author:
   - meshfleet contributors (@meshfleet)
@@ -119,6 +121,15 @@ mesh:
       description: Conditions that break installs or upgrades, in words.
       type: list
       elements: str
+    upgrade_record:
+      description: >-
+        The cluster's upgrade record: the last upgrade's revision, phase, run and time, and its
+        C(history) of transitions, oldest first (empty when the cluster has no record).
+      type: dict
+      sample: {"revision": "1-31-0", "phase": "passed", "run_id": "20261126T160000Z-upgrade-cluster1-4711",
+               "updated": "2026-11-26T16:05:00Z",
+               "history": [{"revision": "1-31-0", "phase": "passed", "run_id": "20261126T160000Z-upgrade-cluster1-4711",
+                            "updated": "2026-11-26T16:05:00Z"}]}
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module

@@ -96,3 +96,14 @@ def test_engine_and_readiness_come_from_the_istiod_deployments():
     snap = snapshot(deployments=[istiod("1-31-0", "1.31.0", ready=0)])
     assert snap.revisions["1-31-0"]["ready"] is False
     assert snap.engine() == "helm"
+
+
+def test_the_facts_carry_the_upgrade_record_with_its_history():
+    from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import record_body
+
+    assert snapshot().facts()["upgrade_record"] == {}
+    assert snapshot(upgrade_record=None).facts()["upgrade_record"] == {}
+    record = record_body("1-31-0", "passed", "run-2", record_body("1-31-0", "started", "run-2"))
+    facts = snapshot(upgrade_record=record).facts()["upgrade_record"]
+    assert (facts["revision"], facts["phase"], facts["run_id"]) == ("1-31-0", "passed", "run-2")
+    assert [h["phase"] for h in facts["history"]] == ["started", "passed"]
