@@ -73,7 +73,7 @@ def test_the_dashboard_shows_each_clusters_state_and_timeline():
     assert "1-30-dev: 19" in row
     timeline = re.search(r'<tr id="timeline-cluster9">(.*?)</tr>', html, re.S).group(1)
     assert ">failed 1-31-0<" in timeline
-    assert timeline.index("started 1-31-0") < timeline.index("failed 1-31-0 </span> <span")
+    assert timeline.index("started 1-31-0</span>") < timeline.rindex("failed 1-31-0</span>")
     assert "20261129T120000Z-upgrade-cluster9-4009" in timeline
     locked = re.search(r'id="cluster-cluster10">(.*?)</tr>', html, re.S).group(1)
     assert "20261129T120000Z-upgrade-cluster10-1" in locked and ">held<" in locked
