@@ -16,7 +16,8 @@ description:
     cut-over, pauses, polled conditions), what the step waits for. The block is printed when a
     step has taken longer than O(progress_interval) seconds, and again every
     O(progress_interval) seconds while steps go on.
-  - At the end of the run a table gives each cluster's result, one line per cluster -
+  - >-
+    At the end of the run a table gives each cluster's result, one line per cluster -
     C(ok), C(ok, kept <revision> because <what uses it>), C(failed at <step>: <reason>),
     C(unreachable at <step>: <reason>) or C(not reached) for a cluster of the run's plays that
     no task ran on (for example the clusters after a failed canary wave).
