@@ -304,6 +304,9 @@ def inventory_yaml(fleet: Fleet) -> str:
              "      hosts:"]
     for cluster in fleet.clusters:
         lines += [f"        {cluster.spec.name}:", f"          meshfleet_context: {cluster.spec.name}"]
+    # The first cluster is the canary wave, as upgrade.yml expects by default (group canary).
+    if fleet.clusters:
+        lines += ["    canary:", "      hosts:", f"        {fleet.clusters[0].spec.name}:"]
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
     RECORD_API,
     RECORD_NAME,
     RECORD_NAMESPACE,
-    record_of,
+    record_facts,
 )
 
 REV_LABEL = "istio.io/rev"
@@ -286,7 +286,8 @@ class MeshSnapshot(object):
         return state
 
     def upgrade_record(self):
-        return record_of(self.raw.get("upgrade_record"))
+        """The last upgrade's phase, revision and run, with the history of its transitions."""
+        return record_facts(self.raw.get("upgrade_record"))
 
     def run_problems(self):
         """A lock left by a run that died, and an upgrade that stopped half-way."""

@@ -12,27 +12,67 @@ a run limited to later waves) cannot see the canary hosts or their results.
 from __future__ import annotations
 
 import datetime
+import json
 
 RECORD_API = "v1"
 RECORD_NAMESPACE = "kube-system"
 RECORD_NAME = "meshfleet-upgrade"
 PHASES = ("started", "passed", "failed", "rolled-back")
+# The record keeps its last transitions (oldest first) in the data key `history`, as JSON.
+HISTORY_KEY = "history"
+HISTORY_LIMIT = 20
+TRANSITION_KEYS = ("revision", "phase", "run_id", "updated")
 
 
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def record_body(revision, phase, run_id):
+def record_body(revision, phase, run_id, previous=None):
+    """The record naming this transition, its history being `previous`'s (the ConfigMap as read,
+    or None) plus this transition, the last HISTORY_LIMIT kept."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(STAMP)
+    current = {"revision": revision, "phase": phase, "run_id": run_id, "updated": stamp}
+    history = (history_of(previous) + [current])[-HISTORY_LIMIT:]
+    data = dict(current)
+    data[HISTORY_KEY] = json.dumps(history, separators=(",", ":"))
     return {"apiVersion": RECORD_API, "kind": "ConfigMap",
             "metadata": {"name": RECORD_NAME, "namespace": RECORD_NAMESPACE,
                          "labels": {"app.kubernetes.io/managed-by": "meshfleet"}},
-            "data": {"revision": revision, "phase": phase, "run_id": run_id, "updated": stamp}}
+            "data": data}
 
 
 def record_of(configmap):
-    """The record's fields ({} when the cluster has none)."""
-    return dict((configmap or {}).get("data") or {})
+    """The record's current fields ({} when the cluster has none), without its history."""
+    data = (configmap or {}).get("data") or {}
+    return dict((key, value) for key, value in data.items() if key != HISTORY_KEY)
+
+
+def history_of(configmap):
+    """The record's transitions, oldest first. A record written before histories were kept
+    counts its current fields as its one transition; an unreadable history counts as none."""
+    data = (configmap or {}).get("data") or {}
+    if HISTORY_KEY not in data:
+        current = record_of(configmap)
+        if not (current.get("revision") and current.get("phase")):
+            return []
+        entries = [current]
+    else:
+        try:
+            entries = json.loads(data[HISTORY_KEY])
+        except (TypeError, ValueError):
+            return []
+    if not isinstance(entries, list):
+        return []
+    return [dict((key, str(entry.get(key, ""))) for key in TRANSITION_KEYS)
+            for entry in entries if isinstance(entry, dict)]
+
+
+def record_facts(configmap):
+    """The record as facts: its current fields and its history ({} when there is no record)."""
+    current = record_of(configmap)
+    if not current:
+        return {}
+    return dict(current, history=history_of(configmap))
 
 
 def needs_write(current, revision, phase):

@@ -17,6 +17,8 @@ description:
     injected them (the injector's C(istio.io/rev) annotation), gateways and which revision each
     stable gateway Service serves, overlapping or orphaned injection webhooks, the engine that
     installed each revision, and what still uses each revision.
+  - Also reads the cluster's upgrade record (the ConfigMap C(kube-system/meshfleet-upgrade) kept
+    by M(meshfleet.istio.upgrade_record)) with one GET.
   - Never writes.
 author:
   - meshfleet contributors (@meshfleet)
@@ -127,12 +129,6 @@ mesh:
       sample: {"state": "live", "holder": "20261126T131500Z-upgrade-cluster1-4711",
                "age_seconds": 4, "expires_in_seconds": 116, "renew_seconds": 20,
                "resource_version": "5120", "summary": "... live (renewed 4s ago, expires in 116s)"}
-    upgrade_record:
-      description: The cluster's record of its last upgrade (C(revision), C(phase), C(run_id),
-        C(updated)); empty when none is recorded.
-      type: dict
-      sample: {"revision": "1-31-0", "phase": "passed", "run_id": "20261126T131500Z-upgrade-cluster1-4711",
-               "updated": "2026-11-26T13:21:40Z"}
     problems:
       description:
         - Conditions that break installs or upgrades, in words. Also a run lock left stale or
@@ -140,6 +136,15 @@ mesh:
           finished nor rolled back.
       type: list
       elements: str
+    upgrade_record:
+      description: >-
+        The cluster's upgrade record: the last upgrade's revision, phase, run and time, and its
+        C(history) of transitions, oldest first (empty when the cluster has no record).
+      type: dict
+      sample: {"revision": "1-31-0", "phase": "passed", "run_id": "20261126T160000Z-upgrade-cluster1-4711",
+               "updated": "2026-11-26T16:05:00Z",
+               "history": [{"revision": "1-31-0", "phase": "passed", "run_id": "20261126T160000Z-upgrade-cluster1-4711",
+                            "updated": "2026-11-26T16:05:00Z"}]}
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module

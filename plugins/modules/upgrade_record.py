@@ -14,6 +14,9 @@ description:
   - Keeps the ConfigMap C(kube-system/meshfleet-upgrade) naming the revision of the cluster's
     last upgrade, its phase (C(started), C(passed), C(failed), C(rolled-back)), the run and the
     time. M(meshfleet.istio.canary_gate) reads it on the canary clusters.
+  - Keeps the last 20 transitions (revision, phase, run, time; oldest first) in the data key
+    C(history) as a JSON list, for the fleet report's upgrade timeline. A transition is appended
+    only when the record is written.
   - Writes only when the revision or the phase differ from what the cluster records, so a rerun
     of a finished upgrade writes nothing.
 author:
@@ -57,13 +60,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: The cluster's record after the task.
+  description: The cluster's record after the task, with its history (oldest transition first).
   returned: always
   type: dict
   sample: {revision: 1-31-0, phase: passed, run_id: 20261126T160000Z-upgrade-cluster1-4711,
-           updated: "2026-11-26T16:05:00Z"}
+           updated: "2026-11-26T16:05:00Z",
+           history: [{revision: 1-31-0, phase: started, run_id: 20261126T160000Z-upgrade-cluster1-4711,
+                      updated: "2026-11-26T16:01:00Z"},
+                     {revision: 1-31-0, phase: passed, run_id: 20261126T160000Z-upgrade-cluster1-4711,
+                      updated: "2026-11-26T16:05:00Z"}]}
 previous:
-  description: The record before the task (empty when the cluster had none).
+  description: The record before the task, with its history (empty when the cluster had none).
   returned: always
   type: dict
 """
@@ -76,7 +83,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
     RECORD_NAMESPACE,
     needs_write,
     record_body,
-    record_of,
+    record_facts,
 )
 
 ARGUMENT_SPEC = dict(
@@ -91,12 +98,13 @@ def main():
     params = module.params
     try:
         cluster = Cluster(module)
-        previous = record_of(cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE))
+        configmap = cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
+        previous = record_facts(configmap)
         changed = needs_write(previous, params["revision"], params["phase"])
         record = previous
         if changed:
-            body = record_body(params["revision"], params["phase"], params["run_id"])
-            record = record_of(cluster.apply(body))
+            body = record_body(params["revision"], params["phase"], params["run_id"], configmap)
+            record = record_facts(cluster.apply(body))
     except Exception as error:  # pylint: disable=broad-except
         module.fail_from_exception(error)
     result = dict(changed=changed, record=record, previous=previous)

@@ -3,6 +3,7 @@
 import datetime
 
 from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags, run_lock
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import record_body
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import MeshSnapshot
 
 
@@ -141,3 +142,12 @@ def test_a_failed_upgrade_is_a_problem_until_finished_or_rolled_back():
     assert "failed" in snapshot(upgrade_record=record("failed")).facts()["problems"][0]
     for phase in ("passed", "rolled-back"):
         assert snapshot(upgrade_record=record(phase)).facts()["problems"] == []
+
+
+def test_the_facts_carry_the_upgrade_record_with_its_history():
+    assert snapshot().facts()["upgrade_record"] == {}
+    assert snapshot(upgrade_record=None).facts()["upgrade_record"] == {}
+    record = record_body("1-31-0", "passed", "run-2", record_body("1-31-0", "started", "run-2"))
+    facts = snapshot(upgrade_record=record).facts()["upgrade_record"]
+    assert (facts["revision"], facts["phase"], facts["run_id"]) == ("1-31-0", "passed", "run-2")
+    assert [h["phase"] for h in facts["history"]] == ["started", "passed"]

@@ -1,11 +1,16 @@
+import json
+
 import pytest
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
+    HISTORY_LIMIT,
     CanaryRecord,
     gate_message,
     gate_state,
+    history_of,
     needs_write,
     record_body,
+    record_facts,
     record_of,
 )
 
@@ -76,3 +81,52 @@ def test_an_earlier_runs_failure_waits_for_a_new_attempt():
     assert gate_state([failed], "1-31-0", since="2026-11-26T16:05:00Z") == "waiting"
     assert gate_state([failed], "1-31-0", since="2026-11-26T16:00:00Z") == "closed"
     assert gate_state([failed], "1-31-0", since="2026-11-26T15:59:00Z") == "closed"
+
+
+def test_each_transition_is_appended_to_the_history_oldest_first():
+    started = record_body("1-31-0", "started", "run-1")
+    passed = record_body("1-31-0", "passed", "run-1", started)
+    history = history_of(passed)
+    assert [(h["revision"], h["phase"], h["run_id"]) for h in history] == [
+        ("1-31-0", "started", "run-1"), ("1-31-0", "passed", "run-1")]
+    assert history[-1]["updated"] == passed["data"]["updated"]
+    assert all(isinstance(value, str) for value in passed["data"].values()), "ConfigMap data are strings"
+
+
+def test_the_history_keeps_only_the_last_transitions():
+    body = None
+    for number in range(HISTORY_LIMIT + 5):
+        body = record_body("1-31-0", "started" if number % 2 else "failed", "run-%d" % number, body)
+    history = history_of(body)
+    assert len(history) == HISTORY_LIMIT
+    assert history[0]["run_id"] == "run-5" and history[-1]["run_id"] == "run-%d" % (HISTORY_LIMIT + 4)
+
+
+def test_the_current_fields_leave_the_history_out():
+    body = record_body("1-31-0", "passed", "run-1", record_body("1-31-0", "started", "run-1"))
+    assert set(record_of(body)) == {"revision", "phase", "run_id", "updated"}
+    assert not needs_write(record_of(body), "1-31-0", "passed")
+
+
+def test_a_record_written_before_histories_counts_as_one_transition():
+    legacy = {"data": {"revision": "1-30-dev", "phase": "passed", "run_id": "old",
+                       "updated": "2026-11-01T10:00:00Z"}}
+    assert history_of(legacy) == [dict(legacy["data"])]
+    body = record_body("1-31-0", "started", "new", legacy)
+    assert [h["run_id"] for h in history_of(body)] == ["old", "new"]
+
+
+@pytest.mark.parametrize("history", ["not json", json.dumps({"a": 1}), json.dumps([1, "x"])])
+def test_an_unreadable_history_counts_as_none(history):
+    broken = {"data": {"revision": "1-31-0", "phase": "passed", "run_id": "r",
+                       "updated": "2026-11-01T10:00:00Z", "history": history}}
+    assert history_of(broken) == []
+    assert [h["run_id"] for h in history_of(record_body("1-31-0", "failed", "s", broken))] == ["s"]
+
+
+def test_the_facts_carry_the_current_fields_and_the_parsed_history():
+    assert record_facts(None) == {} and record_facts({"data": {}}) == {}
+    body = record_body("1-31-0", "passed", "run-1", record_body("1-31-0", "started", "run-1"))
+    facts = record_facts(body)
+    assert facts["phase"] == "passed" and facts["run_id"] == "run-1"
+    assert [h["phase"] for h in facts["history"]] == ["started", "passed"]
