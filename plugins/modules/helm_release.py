@@ -114,6 +114,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     Chart,
     Helm,
     HelmError,
+    Unreachable,
     deploy,
     needs_upgrade,
     recover_interrupted,
@@ -189,6 +190,8 @@ def main():
             result = converge(module, helm, params["release_name"], params["release_namespace"])
     except AccessDenied as error:
         module.fail_json(msg=str(error), status=403)
+    except Unreachable as error:
+        module.fail_json(msg=str(error))
     except HelmError as error:
         module.fail_json(msg="%s/%s: %s" % (params["release_namespace"], params["release_name"],
                                             error))
