@@ -71,7 +71,8 @@ class Problems(object):
 def show(value, limit=80):
     """A value as the user wrote it, shortened."""
     try:
-        text = json.dumps(value, sort_keys=True, default=str)
+        # single quotes: the message stays readable inside Ansible's JSON-quoted task results
+        text = json.dumps(value, sort_keys=True, default=str).replace('"', "'")
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."

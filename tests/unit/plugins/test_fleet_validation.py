@@ -41,11 +41,11 @@ def test_a_good_spec_passes():
 
 @pytest.mark.parametrize("variables,expected", [
     ({"meshfleet_serial": 0}, "cluster2: meshfleet_serial is 0:"),
-    ({"meshfleet_serial": [1, "0%"]}, 'meshfleet_serial is [1, "0%"]'),
-    ({"meshfleet_serial": "150%"}, "meshfleet_serial is \"150%\""),
+    ({"meshfleet_serial": [1, "0%"]}, "meshfleet_serial is [1, '0%']"),
+    ({"meshfleet_serial": "150%"}, "meshfleet_serial is '150%'"),
     ({"meshfleet_max_fail_percentage": 150}, "meshfleet_max_fail_percentage is 150"),
-    ({"meshfleet_istio_version": "latest"}, "meshfleet_istio_version is \"latest\": 'latest' is not an Istio version"),
-    ({"meshfleet_istio_version": "1.30"}, "meshfleet_istio_version is \"1.30\""),
+    ({"meshfleet_istio_version": "latest"}, "meshfleet_istio_version is 'latest': 'latest' is not an Istio version"),
+    ({"meshfleet_istio_version": "1.30"}, "meshfleet_istio_version is '1.30'"),
     ({"meshfleet_istio_version": "1.31.7"}, "newest known 1.31 release is 1.31.1"),
     ({"meshfleet_gateways": [{"name": "gw", "kind": "ingress", "replicas": -1}]},
      "meshfleet_gateways[0].replicas is -1"),
@@ -54,19 +54,19 @@ def test_a_good_spec_passes():
     ({"meshfleet_gateways": [{"name": "gw", "kind": "ingress", "ports": [{"name": "x", "port": 70000}]}]},
      "meshfleet_gateways[0].ports[0].port is 70000"),
     ({"meshfleet_gateways": [{"name": "Bad_Name", "kind": "ingress"}]},
-     'meshfleet_gateways[0].name is "Bad_Name"'),
-    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, 'meshfleet_gateways[0].kind is "sideways"'),
+     "meshfleet_gateways[0].name is 'Bad_Name'"),
+    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "meshfleet_gateways[0].kind is 'sideways'"),
     ({"meshfleet_gateways": [{"name": "gw", "kind": "ingress", "replica": 2}]}, "unknown key(s) replica"),
     ({"meshfleet_application_namespaces": ["kube-system"]},
-     'meshfleet_application_namespaces[0] is "kube-system"'),
+     "meshfleet_application_namespaces[0] is 'kube-system'"),
     ({"meshfleet_application_namespaces": ["istio-system"]}, "namespace of Istio's layout"),
     ({"meshfleet_application_namespaces": ["Shop"]}, "namespace names must be DNS labels"),
-    ({"meshfleet_stable_tag": "1-31-0"}, 'meshfleet_stable_tag is "1-31-0"'),
-    ({"meshfleet_stable_tag": "Prod_Stable"}, 'meshfleet_stable_tag is "Prod_Stable": a revision tag must be a DNS label'),
-    ({"meshfleet_stable_tag": "default"}, 'meshfleet_stable_tag is "default"'),
+    ({"meshfleet_stable_tag": "1-31-0"}, "meshfleet_stable_tag is '1-31-0'"),
+    ({"meshfleet_stable_tag": "Prod_Stable"}, "meshfleet_stable_tag is 'Prod_Stable': a revision tag must be a DNS label"),
+    ({"meshfleet_stable_tag": "default"}, "meshfleet_stable_tag is 'default'"),
     ({"meshfleet_chart_source": {"type": "ftp"}}, "meshfleet_chart_source is"),
-    ({"meshfleet_kubeconfig": ""}, 'meshfleet_kubeconfig is ""'),
-    ({"meshfleet_mtls_mode": "strict"}, 'meshfleet_mtls_mode is "strict"'),
+    ({"meshfleet_kubeconfig": ""}, "meshfleet_kubeconfig is ''"),
+    ({"meshfleet_mtls_mode": "strict"}, "meshfleet_mtls_mode is 'strict'"),
 ])
 def test_install_refuses_with_the_users_variable(variables, expected):
     message = one(check(**variables))
@@ -77,11 +77,11 @@ def test_install_refuses_with_the_users_variable(variables, expected):
 
 @pytest.mark.parametrize("variables,expected", [
     ({"meshfleet_canary_tag": "prod-stable"}, "meshfleet_canary_tag and meshfleet_stable_tag are both"),
-    ({"meshfleet_canary_tag": "1-30-dev"}, 'meshfleet_canary_tag is "1-30-dev"'),
+    ({"meshfleet_canary_tag": "1-30-dev"}, "meshfleet_canary_tag is '1-30-dev'"),
     ({"meshfleet_max_minor_jump": 3}, "meshfleet_max_minor_jump is 3"),
     ({"meshfleet_health_timeout": 0}, "meshfleet_health_timeout is 0"),
-    ({"meshfleet_rollout_timeout": "soon"}, 'meshfleet_rollout_timeout is "soon"'),
-    ({"meshfleet_canary_namespaces": ["kube-system"]}, 'meshfleet_canary_namespaces[0] is "kube-system"'),
+    ({"meshfleet_rollout_timeout": "soon"}, "meshfleet_rollout_timeout is 'soon'"),
+    ({"meshfleet_canary_namespaces": ["kube-system"]}, "meshfleet_canary_namespaces[0] is 'kube-system'"),
     ({"meshfleet_target_version": "1.31"}, "not an Istio version"),
 ])
 def test_upgrade_refuses_with_the_users_variable(variables, expected):
@@ -151,7 +151,7 @@ def test_charts_in_a_repository_index_read_once():
 def test_uninstall_checks_only_access_and_run_variables():
     assert validate("uninstall", {"c1": dict(ACCESS, meshfleet_istio_version="nonsense",
                                              meshfleet_force="maybe")}) == [
-        'c1: meshfleet_force is "maybe": it is a switch; use true or false']
+        "c1: meshfleet_force is 'maybe': it is a switch; use true or false"]
 
 
 def alias_bomb(levels=9, width=9):
