@@ -171,9 +171,15 @@ def test_rollback_after_pruning_refuses(run_playbook):
     ({"meshfleet_target_version": "1.29.8"}, "downgrade"),
     ({"meshfleet_target_version": "1.32.0"}, "not in meshfleet's version catalogue"),
     ({"meshfleet_target_version": "1.31"}, "not an Istio version"),
-    ({"meshfleet_stable_tag": NEW}, "has the name of an installed revision"),
+    ({"meshfleet_stable_tag": NEW}, f"meshfleet_stable_tag is '{NEW}': it has the shape of a revision name"),
 ])
-def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra, message):
+def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra, message, tmp_path):
+    # The charts of the target must be in the chart source (checked before anything else), so
+    # the downgrade is refused by the plan and not for a missing chart: stand-in chart files.
+    for chart in ("base", "istiod", "gateway"):
+        (tmp_path / f"{chart}-1.29.8.tgz").write_text("")
+    if extra.get("meshfleet_target_version") == "1.29.8":
+        extra = dict(extra, meshfleet_chart_source={"type": "directory", "path": str(tmp_path)})
     counter = write_counter()
     run = run_playbook("upgrade", extra_vars=dict(UPGRADE, **extra))
     assert run.rc != 0
