@@ -12,6 +12,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.fleet_validation import (
+    CHECKED,
     PLAYBOOKS,
     Problems,
     oversized,
@@ -42,6 +43,12 @@ class ActionModule(ActionBase):
             templar = self._templar.copy_with_new_env(available_variables=raw)
             values = {}
             for name in sorted(n for n in raw if n.startswith(PREFIX) or n in ROLE_LIMITS):
+                if name not in CHECKED and name not in ROLE_LIMITS:
+                    # not evaluated (it may need the playbook's variables), only bounded
+                    why = oversized(raw[name])
+                    if why is not None:
+                        early.add(host, TOO_LARGE % (name, why))
+                    continue
                 value = self._value(host, name, raw[name], templar, early)
                 if value is _REFUSED:
                     continue
@@ -72,11 +79,11 @@ class ActionModule(ActionBase):
                 return _REFUSED
             why = oversized(value)
         if why is not None:
-            problems.add(host, "%s is too large for a fleet spec value: %s; write it out "
-                         "without YAML aliases, or keep only the values that differ from the "
-                         "chart's defaults" % (name, why))
+            problems.add(host, TOO_LARGE % (name, why))
             return _REFUSED
         return value
 
 
 _REFUSED = object()
+TOO_LARGE = ("%s is too large for a fleet spec value: %s; write it out without YAML aliases, or "
+             "keep only the values that differ from the chart's defaults")

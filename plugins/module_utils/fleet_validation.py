@@ -44,6 +44,22 @@ GATEWAY_AUTOSCALE_MAX = 5
 MAX_SECONDS = 86400
 RESERVED_TAGS = ("default",)
 
+# The variables checked here (others are only bounded in size, never evaluated).
+CHECKED = frozenset((
+    "meshfleet_application_namespaces", "meshfleet_canary_contexts", "meshfleet_canary_namespaces",
+    "meshfleet_canary_tag", "meshfleet_canary_wait", "meshfleet_chart_source",
+    "meshfleet_cluster_name", "meshfleet_context", "meshfleet_default_sidecar",
+    "meshfleet_enrol_system_namespaces", "meshfleet_force", "meshfleet_gateway_layout",
+    "meshfleet_gateway_service_type", "meshfleet_gateways", "meshfleet_health_timeout",
+    "meshfleet_hosts", "meshfleet_image_hub", "meshfleet_istio_version",
+    "meshfleet_istiod_cluster_values", "meshfleet_istiod_values", "meshfleet_kubeconfig",
+    "meshfleet_max_fail_percentage", "meshfleet_max_minor_jump", "meshfleet_mesh_resources",
+    "meshfleet_migrate_batch", "meshfleet_mtls_mode", "meshfleet_network", "meshfleet_platform",
+    "meshfleet_prune_after", "meshfleet_remove_crds", "meshfleet_rollback_revision",
+    "meshfleet_rollout_timeout", "meshfleet_serial", "meshfleet_stable_tag",
+    "meshfleet_target_version", "meshfleet_trust_domain",
+))
+
 DEFAULT_CHART_SOURCE = {"type": "repository",
                         "url": "https://istio-release.storage.googleapis.com/charts"}
 
