@@ -370,8 +370,8 @@ class ClusterCheck(object):
                          "give every port its own number")
             else:
                 numbers.add(int(number))
-            target = port.get("targetPort", number)
-            if not (_int_in(target, 1, 65535) or (isinstance(target, str) and not _is_int(target)
+            target = port.get("targetPort")
+            if target is not None and not (_int_in(target, 1, 65535) or (isinstance(target, str) and not _is_int(target)
                                                   and DNS_LABEL.match(target)
                                                   and len(target) <= 15)):
                 self.bad(at + ".targetPort", target, "not a port number or port name",
