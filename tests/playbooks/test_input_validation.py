@@ -126,7 +126,10 @@ def test_a_good_check_run_passes_the_validation(populated, run_playbook, write_c
     counter = write_counter()
     run = run_playbook("install", extra_vars=INSTALL, check=True)
     assert run.rc == 0, run.output[-4000:]
-    assert f"the inputs of {len(populated)} cluster(s) are fine" in run.output
+    task = "TASK [Check the fleet spec and the run's variables of every cluster]"
+    assert f"{task} *" in run.output
+    assert run.output.split(task)[1].split("TASK [")[0].strip("* \n").startswith(
+        f"ok: [{populated[0]}]"), run.output[:3000]
     assert counter.writes() == no_writes(populated)
 
 
