@@ -303,14 +303,20 @@ class ClusterCheck(object):
         if self.has(name) and self.v[name] not in choices:
             self.bad(name, self.v[name], "unknown value", "use one of %s" % ", ".join(choices))
 
+    def list_of(self, name, what, todo):
+        """The list in variable `name`, or None when it is not set or not a list (reported)."""
+        if not self.has(name):
+            return None
+        value = self.v[name]
+        if not isinstance(value, list):
+            self.bad(name, value, "it is a list of %s" % what, todo)
+            return None
+        return value
+
     def gateways(self):
-        if not self.has("meshfleet_gateways"):
-            return
-        gateways = self.v["meshfleet_gateways"]
-        if not isinstance(gateways, list):
-            self.bad("meshfleet_gateways", gateways, "it is a list of gateways",
-                     "write a list of {name, kind} such as [{name: istio-ingressgateway, "
-                     "kind: ingress}]")
+        gateways = self.list_of("meshfleet_gateways", "gateways", "write a list of {name, kind} "
+                                "such as [{name: istio-ingressgateway, kind: ingress}]")
+        if gateways is None:
             return
         seen = {}
         for index, gateway in enumerate(gateways):
@@ -394,14 +400,9 @@ class ClusterCheck(object):
                          "use one of %s" % ", ".join(PROTOCOLS))
 
     def mesh_resources(self):
-        if not self.has("meshfleet_mesh_resources"):
-            return
-        value = self.v["meshfleet_mesh_resources"]
-        if not isinstance(value, list):
-            self.bad("meshfleet_mesh_resources", value, "it is a list of object definitions",
-                     "write a list of full definitions (apiVersion, kind, metadata)")
-            return
-        for index, item in enumerate(value):
+        value = self.list_of("meshfleet_mesh_resources", "object definitions",
+                             "write a list of full definitions (apiVersion, kind, metadata)")
+        for index, item in enumerate(value or []):
             meta = item.get("metadata") if isinstance(item, dict) else None
             if not (isinstance(item, dict) and item.get("apiVersion") and item.get("kind")
                     and isinstance(meta, dict) and meta.get("name")):
@@ -429,12 +430,8 @@ class ClusterCheck(object):
         return True
 
     def namespaces(self, name):
-        if not self.has(name):
-            return
-        value = self.v[name]
-        if not isinstance(value, list):
-            self.bad(name, value, "it is a list of namespace names", "write a list such as "
-                     "[shop, cart]")
+        value = self.list_of(name, "namespace names", "write a list such as [shop, cart]")
+        if value is None:
             return
         system_ok = str(self.v.get("meshfleet_enrol_system_namespaces", False)).lower() in (
             "true", "yes", "on", "1")

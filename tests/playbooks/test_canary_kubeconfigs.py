@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from tests.playbooks.canary_setup import deploy_web, injected_by, mesh_tags
 from tests.playbooks.mesh_watch import wait_until
 
 pytestmark = pytest.mark.fleet
@@ -71,13 +72,6 @@ def apis(kubeconfigs):
             for host, (path, context) in kubeconfigs.items()}
 
 
-def mesh_tags(api):
-    adm = client.AdmissionregistrationV1Api(api)
-    return {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
-            for m in adm.list_mutating_webhook_configuration().items
-            if "istio.io/tag" in (m.metadata.labels or {})}
-
-
 def record(api):
     return client.CoreV1Api(api).read_namespaced_config_map("meshfleet-upgrade",
                                                            "kube-system").data
@@ -90,22 +84,9 @@ def test_install_through_one_kubeconfig_per_cluster(run_playbook, inventory, api
     assert sorted(run.recap()) == sorted(apis)
     for host, api in apis.items():
         assert mesh_tags(api) == {"default": OLD, "prod-stable": OLD}, host
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        core.create_namespace({"metadata": {"name": APP, "labels": {"istio.io/rev": "prod-stable"}}})
-        apps.create_namespaced_deployment(APP, {
-            "metadata": {"name": "web"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
-                                  "spec": {"containers": [{"name": "web",
-                                                           "image": "example.invalid/web:1"}]}}}})
+        deploy_web(api, APP)
     for host, api in apis.items():
-        wait_until(lambda: injected_by(api) == {OLD}, what=f"web injected by {OLD} on {host}")
-
-
-def injected_by(api):
-    pods = client.CoreV1Api(api).list_namespaced_pod(APP).items
-    return {(p.metadata.annotations or {}).get("istio.io/rev") for p in pods
-            if p.metadata.deletion_timestamp is None}
+        wait_until(lambda: injected_by(api, APP) == {OLD}, what=f"web on {OLD} in {host}")
 
 
 @pytest.mark.parametrize("canary_contexts", ["inventory", "slice"])
@@ -133,7 +114,7 @@ def test_a_full_canary_upgrade_with_one_kubeconfig_per_cluster(run_playbook, inv
     for host, api in apis.items():
         assert mesh_tags(api) == {"default": NEW, "prod-stable": NEW}, host
         assert record(api)["phase"] == "passed" and record(api)["revision"] == NEW, host
-        assert injected_by(api) == {NEW}, host
+        assert injected_by(api, APP) == {NEW}, host
         gateway = client.CoreV1Api(api).read_namespaced_service("istio-ingressgateway",
                                                                "istio-gateways")
         assert gateway.spec.selector["istio.io/rev"] == NEW

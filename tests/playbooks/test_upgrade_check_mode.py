@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import api_client
+from tests.playbooks.canary_setup import deploy_web, injected_by
 from tests.playbooks.mesh_watch import wait_until
 
 pytestmark = pytest.mark.fleet
@@ -35,26 +36,13 @@ def summaries(output):
     return found
 
 
-def injected_by(api):
-    pods = client.CoreV1Api(api).list_namespaced_pod(APP).items
-    return {(p.metadata.annotations or {}).get("istio.io/rev") for p in pods
-            if p.metadata.deletion_timestamp is None}
-
-
 def test_a_fleet_one_minor_behind(run_playbook, apis):
     run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
     assert run.rc == 0, run.output[-4000:]
     for api in apis.values():
-        client.CoreV1Api(api).create_namespace(
-            {"metadata": {"name": APP, "labels": {"istio.io/rev": "prod-stable"}}})
-        client.AppsV1Api(api).create_namespaced_deployment(APP, {
-            "metadata": {"name": "web"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
-                                  "spec": {"containers": [{"name": "web",
-                                                           "image": "example.invalid/web:1"}]}}}})
+        deploy_web(api, APP, replicas=2)
     for name, api in apis.items():
-        wait_until(lambda: injected_by(api) == {OLD}, what=f"web on {OLD} in {name}")
+        wait_until(lambda: injected_by(api, APP) == {OLD}, what=f"web on {OLD} in {name}")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +95,7 @@ def test_the_real_upgrade_does_what_check_mode_predicted(run_playbook, write_cou
                        for w in writes[name]), (name, service)
         for release in prediction[name]["releases"]:
             assert any(f"sh.helm.release.v1.{release}." in w for w in writes[name]), (name, release)
-        assert injected_by(apis[name]) == {NEW}
+        assert injected_by(apis[name], APP) == {NEW}
 
 
 def test_cleanup(run_playbook, apis):
