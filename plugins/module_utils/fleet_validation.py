@@ -377,9 +377,9 @@ class ClusterCheck(object):
             else:
                 numbers.add(int(number))
             target = port.get("targetPort")
-            if target is not None and not (_int_in(target, 1, 65535) or (isinstance(target, str) and not _is_int(target)
-                                                  and DNS_LABEL.match(target)
-                                                  and len(target) <= 15)):
+            named = (isinstance(target, str) and not _is_int(target) and len(target) <= 15
+                     and DNS_LABEL.match(target))
+            if target is not None and not (_int_in(target, 1, 65535) or named):
                 self.bad(at + ".targetPort", target, "not a port number or port name",
                          "use a whole number from 1 to 65535 or a container port's name")
             name = port.get("name")

@@ -156,7 +156,7 @@ def test_uninstall_checks_only_access_and_run_variables():
 
 def alias_bomb(levels=9, width=9):
     node = ["lol"] * width
-    for _ in range(levels):
+    for _level in range(levels):
         node = [node] * width
     return {"a": node}
 
@@ -168,6 +168,6 @@ def test_an_alias_bomb_is_refused_by_counting_with_a_budget():
 
 def test_deep_nesting_is_refused():
     value = {}
-    for _ in range(40):
+    for _level in range(40):
         value = {"x": value}
     assert "deeper than 32 levels" in oversized(value)
