@@ -71,6 +71,46 @@ def denial(cluster, text, during=""):
         ROLES_HINT)
 
 
+_POOL = re.compile(r"HTTPS?ConnectionPool\(host='(?P<host>[^']*)', port=(?P<port>\d+)\)")
+_DIAL = re.compile(r'(?:Get|Post|Put|Patch|Delete) "(?P<url>https?://[^/"]+)[^"]*": '
+                   r'(?:dial tcp [^:]*(?::\d+)?: )?(?P<cause>.*)')
+# Connection failures in the client's (urllib3) or helm's (Go) words, and what to call them.
+_CAUSES = (
+    ("connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("i/o timeout", "timed out"),
+    ("name or service not known", "the host name does not resolve"),
+    ("no such host", "the host name does not resolve"),
+    ("temporary failure in name resolution", "the host name does not resolve"),
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+    ("connection reset", "connection reset"),
+    ("remote end closed connection", "the connection was closed"),
+    ("certificate verify failed", "its TLS certificate is not trusted"),
+    ("x509:", "its TLS certificate is not trusted"),
+)
+UNREACHABLE_HINT = ("check meshfleet_kubeconfig / meshfleet_context of this cluster and that its "
+                    "API server is up")
+
+
+def unreachable(cluster, text, server=""):
+    """A plain message when `text` (a client or helm error) says the API server could not be
+    reached, or None: `<cluster>: cannot reach the API server at <url> (<cause>): check ...`."""
+    text = text or ""
+    lowered = text.lower()
+    cause = next((name for words, name in _CAUSES if words in lowered), None)
+    if cause is None and not ("max retries exceeded" in lowered
+                              or "kubernetes cluster unreachable" in lowered):
+        return None
+    pool, dial = _POOL.search(text), _DIAL.search(text)
+    if pool:
+        server = "https://%s:%s" % (pool.group("host"), pool.group("port"))
+    elif dial:
+        server = dial.group("url")
+    return "%s: cannot reach the API server at %s (%s): %s" % (
+        cluster, server or "the kubeconfig's server", cause or "no answer", UNREACHABLE_HINT)
+
+
 def cluster_name(params):
     """How messages name the cluster: the kubeconfig context the task uses."""
     return (params or {}).get("context") or "the kubeconfig's current context"
@@ -90,7 +130,8 @@ def exception_text(error):
 
 
 class AccessModule(AnsibleK8SModule):
-    """kubernetes.core's module base, failing on an access denial with `denial`'s message."""
+    """kubernetes.core's module base, failing on an access denial with `denial`'s message and on
+    an API server it cannot reach with `unreachable`'s."""
 
     def fail_from_exception(self, exception):
         if isinstance(exception, LockError):
@@ -99,4 +140,7 @@ class AccessModule(AnsibleK8SModule):
             message = denial(cluster_name(self.params), exception_text(exception))
             if message:
                 return self.fail_json(msg=message, status=403)
+        message = unreachable(cluster_name(self.params), str(exception))
+        if message:
+            return self.fail_json(msg=message, unreachable_cluster=True)
         return super().fail_from_exception(exception)

@@ -19,7 +19,14 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot impo
 
 
 class CutoverError(ValueError):
-    """A cut-over meshfleet refuses, with the way out in its message."""
+    """A cut-over meshfleet refuses, with the way out in its message; `not_ready` when the only
+    reason is too few Ready gateway pods of the target revision."""
+
+    not_ready = False
+
+
+class NotReady(CutoverError):
+    not_ready = True
 
 
 def selector_of(service):
@@ -78,7 +85,7 @@ def check_service(service, ref):
 
 def check_ready(ref, revision, selector, ready, needed):
     if ready < needed:
-        raise CutoverError(
+        raise NotReady(
             "Service %s not cut over to revision %s: %d Ready gateway pod(s) match %s, %d needed; "
             "wait until the revision's gateway Deployment is Ready (or scale it up), "
             "or set min_ready" % (ref, revision, ready, label_selector(selector), needed))
@@ -107,4 +114,18 @@ def cut_over(cluster, changes, name, namespace, revision, min_ready=None):
     after = cluster.merge_patch("v1", "Service", name, {"spec": {"selector": {REV_LABEL: revision}}},
                                 namespace)
     changes.record(True, service, after, object_ref(service))
+    return result
+
+
+def predict_cut_over(cluster, changes, name, namespace, revision):
+    """Check mode, for a revision whose gateway pods an earlier step of the run would create:
+    the cut-over's patch as a server-side dry run, without the readiness check."""
+    service = cluster.get("v1", "Service", name, namespace)
+    selector = selector_of(service)
+    result = dict(previous_revision=selector.get(REV_LABEL), revision=revision, ready_pods=0,
+                  assumed_ready=True)
+    if retargeted(selector, revision) != selector:
+        after = cluster.merge_patch("v1", "Service", name,
+                                    {"spec": {"selector": {REV_LABEL: revision}}}, namespace)
+        changes.record(True, service, after, object_ref(service))
     return result

@@ -14,7 +14,11 @@ import json
 import os
 import tempfile
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.access import cluster_name, denial
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import (
+    cluster_name,
+    denial,
+    unreachable,
+)
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 
@@ -25,6 +29,10 @@ class HelmError(Exception):
 
 class AccessDenied(HelmError):
     """The apiserver refused one of helm's requests (403); the message says what to grant."""
+
+
+class Unreachable(HelmError):
+    """helm could not reach the cluster's API server; the message says which and what to check."""
 
 
 # helm commands that change the cluster: each is made under the run lock.
@@ -57,6 +65,8 @@ class Helm(object):
             denied = denial(cluster_name({"context": self.context}), err or out, describe(args))
             if denied:
                 raise AccessDenied(denied)
+            if "kubernetes cluster unreachable" in (err or out).lower():
+                raise Unreachable(unreachable(cluster_name({"context": self.context}), err or out))
             raise HelmError("helm %s failed: %s" % (" ".join(args[:2]), (err or out).strip()))
         return out
 

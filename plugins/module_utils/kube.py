@@ -57,16 +57,20 @@ def _auth_options(module, **overrides):
 class Cluster(object):
     """One cluster, reached with the module's auth options."""
 
-    def __init__(self, module, context=None):
-        """The cluster of the module's auth options, or of another `context` in its kubeconfig."""
+    def __init__(self, module, context=None, kubeconfig=None):
+        """The cluster of the module's auth options, or of another `context` in its kubeconfig
+        (or in another `kubeconfig` file)."""
         self.module = module
         self.check_mode = module.check_mode
         self.lock = None
-        if context is None:
+        if context is None and kubeconfig is None:
             self.client = get_api_client(module=module).client
             self.lock = run_lock_keeper(module, self.client)
         else:
-            self.client = get_api_client(**_auth_options(module, context=context)).client
+            overrides = dict(context=context)
+            if kubeconfig:
+                overrides["kubeconfig"] = kubeconfig
+            self.client = get_api_client(**_auth_options(module, **overrides)).client
         self._resources = {}
 
     def before_write(self):

@@ -12,8 +12,9 @@ short_description: Let a cluster outside the canary wave change only after the c
 version_added: 0.1.0
 description:
   - Reads the upgrade record (see M(meshfleet.istio.upgrade_record)) of every canary cluster,
-    each reached through its own context in the same kubeconfig, and succeeds only when every one
-    of them records a passed upgrade to I(revision).
+    each reached through its own kubeconfig and context (I(canaries)), or through a context in
+    the kubeconfig of the auth options (I(canary_contexts)), and succeeds only when every one of
+    them records a passed upgrade to I(revision).
   - Fails otherwise, naming each canary cluster and what it records (nothing, another revision,
     a started, failed or rolled-back upgrade) or why it could not be read. The result's I(state)
     tells a caller whether waiting can help (C(waiting)) or not (C(closed)); retry the task while
@@ -39,11 +40,30 @@ options:
     required: true
   canary_contexts:
     description:
-      - The kubeconfig contexts of the canary clusters, in the kubeconfig of the auth options.
-      - An empty list opens the gate (a fleet upgraded without a canary wave).
+      - The kubeconfig contexts of canary clusters, in the kubeconfig of the auth options.
+      - Together with I(canaries), the canary wave; when both are empty the gate is open (a
+        fleet upgraded without a canary wave).
     type: list
     elements: str
-    required: true
+    default: []
+  canaries:
+    description:
+      - Canary clusters, each read through its own kubeconfig file and context (a fleet with one
+        kubeconfig per cluster); see the C(meshfleet.istio.canary_clusters) filter.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The cluster's name in messages (its inventory host); the context by default.
+        type: str
+      context:
+        description: The cluster's context in I(kubeconfig).
+        type: str
+        required: true
+      kubeconfig:
+        description: The cluster's kubeconfig file; the one of the auth options when not set.
+        type: path
   since:
     description:
       - When this run started, in UTC as the records have it (C(2026-11-26T16:00:00Z)).
@@ -65,7 +85,8 @@ EXAMPLES = r"""
 - name: Wait up to an hour for the canary wave (run by another slice) to pass
   meshfleet.istio.canary_gate:
     revision: 1-31-0
-    canary_contexts: [staging-eu1]
+    canaries:
+      - {name: staging-eu1, context: staging-eu1, kubeconfig: /etc/meshfleet/staging-eu1.yaml}
     since: "{{ run_started }}"
     cluster: "{{ inventory_hostname }}"
   register: gate
@@ -82,7 +103,8 @@ state:
   type: str
   sample: open
 canaries:
-  description: Each canary cluster's record, with C(error) set when it could not be read.
+  description: Each canary cluster's record, with C(error) set when it could not be read;
+    C(context) names the cluster (its name, and its context when that differs).
   returned: always
   type: list
   elements: dict
@@ -91,6 +113,7 @@ canaries:
             error: ""}]
 """
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import unreachable
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
     RECORD_API,
@@ -104,25 +127,41 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
 
 ARGUMENT_SPEC = dict(
     revision=dict(type="str", required=True),
-    canary_contexts=dict(type="list", elements="str", required=True),
+    canary_contexts=dict(type="list", elements="str", default=[]),
+    canaries=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str"),
+        context=dict(type="str", required=True),
+        kubeconfig=dict(type="path"),
+    )),
     since=dict(type="str"),
     cluster=dict(type="str", default="this cluster"),
 )
 
 
-def read_canary(module, context):
+def read_canary(module, canary):
+    """One canary's record, read through its own kubeconfig (if given) and context."""
+    name, context = canary.get("name") or canary["context"], canary["context"]
+    label = name if name == context else "%s (context %s)" % (name, context)
+    kubeconfig = canary.get("kubeconfig") or module.params.get("kubeconfig")
     try:
-        configmap = Cluster(module, context=context).get(
+        configmap = Cluster(module, context=context, kubeconfig=canary.get("kubeconfig")).get(
             RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
     except Exception as error:  # pylint: disable=broad-except
-        return CanaryRecord(context, error=str(error).splitlines()[0])
-    return CanaryRecord(context, record_of(configmap))
+        text = str(error)
+        message = unreachable(label, text)
+        if message:
+            return CanaryRecord(label, error=message)
+        return CanaryRecord(label, error="%s (read through context %s of %s)" % (
+            text.splitlines()[0] if text else type(error).__name__, context,
+            kubeconfig or "the default kubeconfig"))
+    return CanaryRecord(label, record_of(configmap))
 
 
 def main():
     module = k8s_module(ARGUMENT_SPEC)
     params = module.params
-    canaries = [read_canary(module, context) for context in params["canary_contexts"]]
+    wave = params["canaries"] + [dict(name=c, context=c) for c in params["canary_contexts"]]
+    canaries = [read_canary(module, canary) for canary in wave]
     state = gate_state(canaries, params["revision"], params["since"])
     result = dict(changed=False, state=state, canaries=[c.as_dict() for c in canaries])
     if state != "open":

@@ -53,6 +53,13 @@ options:
         for the cut-over, at least 1.
       - Defaults to the number of Ready pods the Service selects now, and at least 1.
     type: int
+  assume_ready:
+    description:
+      - In check mode, predict the cut-over although too few of the revision's gateway pods
+        are Ready, because an earlier step of the same run creates them (check mode did not).
+        The result then has RV(assumed_ready) set. Ignored outside check mode.
+    type: bool
+    default: false
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -100,12 +107,18 @@ objects:
   type: list
   elements: str
   sample: ["istio-gateways/Service/istio-ingressgateway"]
+assumed_ready:
+  description: Check mode predicted the cut-over assuming the gateway pods this run creates become Ready (I(assume_ready)).
+  returned: when the prediction made that assumption
+  type: bool
+  sample: true
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
 from ansible_collections.meshfleet.istio.plugins.module_utils.gateway_services import (
     CutoverError,
     cut_over,
+    predict_cut_over,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
@@ -118,14 +131,24 @@ ARGUMENT_SPEC = dict(
     namespace=dict(type="str", default="istio-gateways"),
     revision=dict(type="str", required=True),
     min_ready=dict(type="int"),
+    assume_ready=dict(type="bool", default=False),
 )
 
 
 def run(module, cluster):
     params = module.params
     changes = Changes()
-    result = cut_over(cluster, changes, params["name"], params["namespace"],
-                      check_revision_name(params["revision"]), params["min_ready"])
+    try:
+        result = cut_over(cluster, changes, params["name"], params["namespace"],
+                          check_revision_name(params["revision"]), params["min_ready"])
+    except CutoverError as error:
+        if not (module.check_mode and params["assume_ready"] and error.not_ready):
+            raise
+        result = predict_cut_over(cluster, changes, params["name"], params["namespace"],
+                                  params["revision"])
+        module.warn("check mode: the cut-over of %s/%s to %s is predicted on the assumption "
+                    "that the gateway pods this run creates become Ready (%s)"
+                    % (params["namespace"], params["name"], params["revision"], error))
     return changes.result(module, **result)
 
 

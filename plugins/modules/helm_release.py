@@ -122,6 +122,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     Chart,
     Helm,
     HelmError,
+    Unreachable,
     deploy,
     needs_upgrade,
     recover_interrupted,
@@ -203,6 +204,8 @@ def main():
         module.fail_json(msg=str(error), status=403)
     except LockError as error:
         module.fail_json(msg="%s: %s" % (cluster_name(params), error))
+    except Unreachable as error:
+        module.fail_json(msg=str(error))
     except HelmError as error:
         module.fail_json(msg="%s/%s: %s" % (params["release_namespace"], params["release_name"],
                                             error))

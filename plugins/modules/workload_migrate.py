@@ -86,6 +86,13 @@ options:
         remaining batches still run and the timeouts are only reported (and warned about).
     type: bool
     default: true
+  expect_revision:
+    description:
+      - In check mode, the revision I(tag) will select by the time this task runs for real (an
+        earlier step of the same run moves the tag there, and may install the revision, which
+        check mode did not do). The prediction then lists the workloads to restart onto it.
+      - Ignored outside check mode, where the tag is read from the cluster.
+    type: str
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -242,7 +249,10 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot impo
     MeshSnapshot,
     read_cluster,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import VersionError
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
+    VersionError,
+    check_revision_name,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.rollout import (
     MigrationError,
     WorkloadApi,
@@ -258,13 +268,20 @@ ARGUMENT_SPEC = dict(
     batch_size=dict(type="int", default=1),
     timeout=dict(type="int", default=300),
     fail_on_timeout=dict(type="bool", default=True),
+    expect_revision=dict(type="str"),
 )
 
 
 def run(module, cluster):
     check_options(module.params)
-    snapshot = MeshSnapshot(read_cluster(cluster, module.params["istio_namespace"]))
-    params = dict(module.params, revision=target_revision(snapshot, module.params["tag"]))
+    expected = module.params["expect_revision"]
+    if module.check_mode and expected:
+        # The tag moves (and the revision is installed) only in the real run.
+        revision = check_revision_name(expected)
+    else:
+        snapshot = MeshSnapshot(read_cluster(cluster, module.params["istio_namespace"]))
+        revision = target_revision(snapshot, module.params["tag"])
+    params = dict(module.params, revision=revision)
     changes = Changes()
     fields = migrate(WorkloadApi(cluster), changes, params, module.check_mode)
     return changes.result(module, **fields)

@@ -172,3 +172,31 @@ def run_module(fleet, workdir, module, args, check=False, diff=False):
     except (ValueError, KeyError, IndexError) as error:
         raise AssertionError(f"no task result ({error}): {proc.stdout[-3000:]} {proc.stderr[-3000:]}")
     return TaskResult(proc.returncode, result, proc.stdout + proc.stderr)
+
+
+def deploy_web(api, namespace, replicas=1, tag="prod-stable"):
+    """A namespace on revision tag `tag` with Deployment web of `replicas` pods: a workload an
+    upgrade restarts."""
+    client.CoreV1Api(api).create_namespace(
+        {"metadata": {"name": namespace, "labels": {"istio.io/rev": tag}}})
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, {
+        "metadata": {"name": "web"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web",
+                                                       "image": "example.invalid/web:1"}]}}}})
+
+
+def injected_by(api, namespace):
+    """The revisions that injected the live pods of `namespace`."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace).items
+    return {(p.metadata.annotations or {}).get("istio.io/rev") for p in pods
+            if p.metadata.deletion_timestamp is None}
+
+
+def mesh_tags(api):
+    """{tag: revision} of the cluster's revision tags."""
+    adm = client.AdmissionregistrationV1Api(api)
+    return {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
+            for m in adm.list_mutating_webhook_configuration().items
+            if "istio.io/tag" in (m.metadata.labels or {})}

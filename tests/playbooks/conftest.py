@@ -54,7 +54,7 @@ def playbook_invocation(fleet, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ansible")
 
     def invocation(playbook, extra_vars=None, check=False, diff=False, host_vars=None, limit=None,
-                   inventory=None):
+                   inventory=None, extra_args=()):
         inventories = [str(inventory or fleet.inventory), str(REPO / "inventories" / "localfleet")]
         if host_vars:
             hv_dir = workdir / "extra" / "host_vars"
@@ -77,6 +77,7 @@ def playbook_invocation(fleet, tmp_path_factory):
             cmd.append("--diff")
         if limit:
             cmd += ["--limit", limit]
+        cmd += list(extra_args)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(),
                    PATH=f"{gobuild.binaries_dir()}{os.pathsep}{os.environ['PATH']}",
                    ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default",
@@ -90,10 +91,10 @@ def playbook_invocation(fleet, tmp_path_factory):
 def run_playbook(playbook_invocation):
     """ansible-playbook <name> against the fleet's inventory plus the local fleet spec."""
 
-    def run(playbook, **options):
+    def run(playbook, timeout=None, **options):
         cmd, env, workdir = playbook_invocation(playbook, **options)
         proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                              check=False)
+                              check=False, timeout=timeout)
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
 
     return run

@@ -171,10 +171,11 @@ def test_diff_mode_shows_the_real_changes_and_check_mode_writes_none(run_playboo
 @pytest.mark.parametrize("extra_vars,message", [
     ({"meshfleet_istio_version": "1.31.7"}, "newest known 1.31 release is 1.31.1"),
     ({"meshfleet_istio_version": "1.31"}, "not an Istio version"),
-    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "unknown gateway kind(s) sideways"),
-    ({"meshfleet_application_namespaces": ["Shop"]}, "namespace names must be DNS labels: Shop"),
-    ({"meshfleet_stable_tag": REVISION}, "istiod_stable_tag must be a DNS label that is not a revision"),
-    ({"meshfleet_stable_tag": "Prod_Stable"}, "istiod_stable_tag must be a DNS label"),
+    ({"meshfleet_gateways": [{"name": "gw", "kind": "sideways"}]}, "meshfleet_gateways[0].kind is 'sideways'"),
+    ({"meshfleet_application_namespaces": ["Shop"]},
+     "meshfleet_application_namespaces[0] is 'Shop': namespace names must be DNS labels"),
+    ({"meshfleet_stable_tag": REVISION}, f"meshfleet_stable_tag is '{REVISION}': it has the shape of a revision name"),
+    ({"meshfleet_stable_tag": "Prod_Stable"}, "meshfleet_stable_tag is 'Prod_Stable': a revision tag must be a DNS label"),
     ({"meshfleet_context": "nowhere"}, "context"),
 ])
 def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra_vars, message):
@@ -182,7 +183,13 @@ def test_bad_input_fails_before_any_write(run_playbook, write_counter, extra_var
     run = run_playbook("install", extra_vars=extra_vars)
     assert run.rc != 0
     assert message in run.output, run.output[-3000:]
-    assert sorted(run.failed_hosts()) == ["cluster1", "cluster2", "cluster3"]
+    if "meshfleet_context" in extra_vars:
+        # passes the input checks; every cluster fails when it reads its cluster
+        assert sorted(run.failed_hosts()) == ["cluster1", "cluster2", "cluster3"]
+    else:
+        # refused by the input checks, which run once for all clusters and stop the run
+        assert "nothing was changed on any cluster" in run.output
+        assert run.failed_hosts() == ["cluster1"]
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 

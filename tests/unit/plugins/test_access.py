@@ -101,3 +101,33 @@ def test_other_helm_failures_stay_helm_errors():
         runner.values("istiod-1-31-0", "istio-system")
     assert not isinstance(raised.value, helm.AccessDenied)
     assert helm.Helm(FakeModule(1, "Error: release: not found"), "helm").metadata("x", "y") is None
+
+
+URLLIB3_REFUSED = (
+    "HTTPSConnectionPool(host='127.0.0.1', port=20101): Max retries exceeded with url: /version "
+    "(Caused by NewConnectionError('<urllib3.connection.HTTPSConnection object at 0x7f3c>: "
+    "Failed to establish a new connection: [Errno 111] Connection refused'))")
+HELM_REFUSED = ('Error: Kubernetes cluster unreachable: Get "https://127.0.0.1:20101/version": '
+                'dial tcp 127.0.0.1:20101: connect: connection refused')
+
+
+def test_an_api_server_that_refuses_connections_is_named_with_its_address():
+    assert access.unreachable("cluster2", URLLIB3_REFUSED) == (
+        "cluster2: cannot reach the API server at https://127.0.0.1:20101 (connection refused): "
+        "check meshfleet_kubeconfig / meshfleet_context of this cluster and that its API server "
+        "is up")
+    assert access.unreachable("cluster2", HELM_REFUSED).startswith(
+        "cluster2: cannot reach the API server at https://127.0.0.1:20101 (connection refused)")
+
+
+def test_a_timeout_and_an_unknown_host_are_told_apart():
+    timeout = URLLIB3_REFUSED.replace("[Errno 111] Connection refused", "timed out")
+    assert "(timed out)" in access.unreachable("c", timeout)
+    dns = ('Error: Kubernetes cluster unreachable: Get "https://api.example:6443/version": '
+           'dial tcp: lookup api.example: no such host')
+    assert access.unreachable("c", dns).startswith(
+        "c: cannot reach the API server at https://api.example:6443 (the host name does not resolve)")
+
+
+def test_other_errors_are_not_called_unreachable():
+    assert access.unreachable("c", 'configmaps "x" not found') is None
