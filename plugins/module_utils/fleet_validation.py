@@ -51,7 +51,7 @@ CHECKED = frozenset((
     "meshfleet_cluster_name", "meshfleet_context", "meshfleet_default_sidecar",
     "meshfleet_enrol_system_namespaces", "meshfleet_force", "meshfleet_gateway_layout",
     "meshfleet_gateway_service_type", "meshfleet_gateways", "meshfleet_health_timeout",
-    "meshfleet_hosts", "meshfleet_image_hub", "meshfleet_istio_version",
+    "meshfleet_hosts", "meshfleet_image_hub", "meshfleet_istio_version", "meshfleet_lock_ttl",
     "meshfleet_istiod_cluster_values", "meshfleet_istiod_values", "meshfleet_kubeconfig",
     "meshfleet_max_fail_percentage", "meshfleet_max_minor_jump", "meshfleet_mesh_resources",
     "meshfleet_migrate_batch", "meshfleet_mtls_mode", "meshfleet_network", "meshfleet_platform",
@@ -156,6 +156,8 @@ class ClusterCheck(object):
         self.serial()
         self.fail_percentage()
         self.seconds("meshfleet_rollout_timeout", 1, ("upgrade", "rollback"))
+        # A lock renewed every sixth of its duration must outlast a few missed renewals.
+        self.seconds("meshfleet_lock_ttl", 12, ("install", "upgrade", "rollback", "uninstall"))
         if self.has("meshfleet_migrate_batch") and self.playbook in ("upgrade", "rollback"):
             if not _int_in(self.v["meshfleet_migrate_batch"], 1, 1000):
                 self.bad("meshfleet_migrate_batch", self.v["meshfleet_migrate_batch"],

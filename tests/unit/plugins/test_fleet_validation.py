@@ -81,6 +81,7 @@ def test_install_refuses_with_the_users_variable(variables, expected):
     ({"meshfleet_max_minor_jump": 3}, "meshfleet_max_minor_jump is 3"),
     ({"meshfleet_health_timeout": 0}, "meshfleet_health_timeout is 0"),
     ({"meshfleet_rollout_timeout": "soon"}, "meshfleet_rollout_timeout is 'soon'"),
+    ({"meshfleet_lock_ttl": 5}, "meshfleet_lock_ttl is 5: it is a number of seconds; use a whole number from 12"),
     ({"meshfleet_canary_namespaces": ["kube-system"]}, "meshfleet_canary_namespaces[0] is 'kube-system'"),
     ({"meshfleet_target_version": "1.31"}, "not an Istio version"),
 ])
