@@ -276,8 +276,11 @@ def stamp(text):
 
 def test_uninstall_is_refused_while_another_run_holds_the_cluster(run_playbook, apis):
     coordination = client.CoordinationV1Api(apis["cluster2"])
-    coordination.create_namespaced_lease("kube-system", {
-        "metadata": {"name": "meshfleet-run-lock"},
+    # The upgrade jobs left the lock released (a Lease without holder): another run's replaces it.
+    lease = coordination.read_namespaced_lease("meshfleet-run-lock", "kube-system")
+    coordination.replace_namespaced_lease("meshfleet-run-lock", "kube-system", {
+        "metadata": {"name": "meshfleet-run-lock",
+                     "resourceVersion": lease.metadata.resource_version},
         "spec": {"holderIdentity": "20261126T160000Z-upgrade-cluster2-job7-1",
                  "leaseDurationSeconds": 3600,
                  "renewTime": datetime.datetime.now(datetime.timezone.utc)}})

@@ -310,7 +310,10 @@ def test_upgrade_as_the_service_account_breaking_a_stale_lock(run_playbook, iden
     expired); the rerun names it and takes it over."""
     now = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=4000)
            ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    client.CoordinationV1Api(apis["cluster1"]).create_namespaced_lease("kube-system", {
+    coordination = client.CoordinationV1Api(apis["cluster1"])
+    # The install left the lock released (a Lease without holder): the dead run's replaces it.
+    coordination.delete_namespaced_lease("meshfleet-run-lock", "kube-system")
+    coordination.create_namespaced_lease("kube-system", {
         "metadata": {"name": "meshfleet-run-lock"},
         "spec": {"holderIdentity": "dead-run", "leaseDurationSeconds": 7200,
                  "acquireTime": now, "renewTime": now}})
