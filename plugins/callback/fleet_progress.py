@@ -110,6 +110,11 @@ def format_duration(seconds):
     return "%dh%02dm" % (hours, rest // 60)
 
 
+# The first play of every writing playbook: the input checks, made on the controller for every
+# cluster before any of them is contacted.
+INPUT_CHECK_PLAY = "Check the inputs of every cluster before any write"
+
+
 class ClusterState(object):
     """What the callback knows about one cluster."""
 
@@ -133,7 +138,7 @@ class ClusterState(object):
 
     def result(self, failed, unreachable):
         """The cluster's line in the result table."""
-        if not self.started:
+        if not self.started and not (failed or unreachable):
             return "not reached"
         if failed or unreachable:
             step, reason, was_unreachable = self.failure or (self.step, "no message", unreachable)
@@ -217,12 +222,15 @@ class CallbackModule(DefaultCallback):
 
     def v2_playbook_on_play_start(self, play):
         super(CallbackModule, self).v2_playbook_on_play_start(play)
+        self._checking_inputs = play.get_name().strip() == INPUT_CHECK_PLAY
         for name in self._known_hosts(play):
             self._cluster(name)
         self._start_ticker()
 
     def v2_runner_on_start(self, host, task):
         super(CallbackModule, self).v2_runner_on_start(host, task)
+        if getattr(self, "_checking_inputs", False):
+            return  # the input checks run on the controller: no cluster is reached by them
         wait = wait_of(task.action, task.args, retries=bool(task.until))
         self._cluster(host.get_name()).start(task.get_name().strip(), wait, time.monotonic())
 
