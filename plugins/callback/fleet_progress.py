@@ -184,6 +184,7 @@ class CallbackModule(DefaultCallback):
     def __init__(self):
         super(CallbackModule, self).__init__()
         self._clusters = {}
+        self._checking_inputs = False
         self._lock = threading.RLock()
         self._last_progress = 0.0
         self._stop = threading.Event()
@@ -229,7 +230,7 @@ class CallbackModule(DefaultCallback):
 
     def v2_runner_on_start(self, host, task):
         super(CallbackModule, self).v2_runner_on_start(host, task)
-        if getattr(self, "_checking_inputs", False):
+        if self._checking_inputs:
             return  # the input checks run on the controller: no cluster is reached by them
         wait = wait_of(task.action, task.args, retries=bool(task.until))
         self._cluster(host.get_name()).start(task.get_name().strip(), wait, time.monotonic())
