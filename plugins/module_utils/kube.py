@@ -16,6 +16,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.lock_keeper import
     LockKeeper,
     stop_with_controller,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import DEFAULT_TTL
 
 try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
@@ -32,7 +33,7 @@ DRY_RUN = "All"
 # The run lock a playbook's writes are made under (doc fragment meshfleet.istio.run_lock).
 RUN_LOCK_ARG_SPEC = dict(run_lock=dict(type="dict", no_log=False, options=dict(
     holder=dict(type="str", required=True),
-    ttl=dict(type="int", default=120),
+    ttl=dict(type="int", default=DEFAULT_TTL),
     fence=dict(type="str"),
     break_holder=dict(type="list", elements="str"),
     force_break_holder=dict(type="list", elements="str"),

@@ -20,6 +20,7 @@ import threading
 import time
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
+    DEFAULT_TTL,
     LEASE_API,
     LEASE_NAME,
     LEASE_NAMESPACE,
@@ -216,7 +217,7 @@ class LockKeeper(object):
 
     @classmethod
     def from_params(cls, client, spec):
-        return cls(client, spec["holder"], spec.get("ttl") or 120, spec.get("break_holder"),
+        return cls(client, spec["holder"], spec.get("ttl") or DEFAULT_TTL, spec.get("break_holder"),
                    spec.get("force_break_holder"), spec.get("fence"))
 
     def _resource(self):

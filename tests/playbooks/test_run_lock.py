@@ -45,13 +45,7 @@ def apis(fleet):
 
 
 def lease(api):
-    try:
-        return client.CoordinationV1Api(api).read_namespaced_lease("meshfleet-run-lock",
-                                                                   "kube-system")
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+    return lease_of(client.CoordinationV1Api(api))
 
 
 def lock_state(fleet, cluster):
