@@ -43,7 +43,8 @@ def collections_path():
     link = COLLECTIONS / "ansible_collections" / "meshfleet" / "istio"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
-        link.symlink_to(REPO)
+        with contextlib.suppress(FileExistsError):  # another xdist worker made it meanwhile
+            link.symlink_to(REPO)
     return str(COLLECTIONS)
 
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.fleet
 
 REVISION = "1-31-0"
 OVERRIDES = {
-    "cluster2": {"meshfleet_istiod_cluster_values": {"autoscaleMax": 7}},
+    "cluster2": {"meshfleet_istiod_cluster_values": {"autoscaleMax": 7},
+                 "meshfleet_application_namespaces": ["storefront"]},
     "cluster3": {"meshfleet_trust_domain": "cluster3.example", "meshfleet_network": "east"},
 }
 
@@ -48,12 +49,29 @@ def test_check_mode_on_empty_clusters_predicts_and_writes_nothing(run_playbook, 
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
-def test_install_builds_the_production_layout(run_playbook, apis):
+def test_install_builds_the_production_layout(run_playbook, apis, write_counter):
+    counter = write_counter()
     run = run_playbook("install", host_vars=OVERRIDES)
     assert run.rc == 0, run.output
     assert run.failed_hosts() == []
     for name, api in apis.items():
         assert_layout(name, api)
+    assert_enrolled_after_the_tag_serves(counter.writes()["cluster2"], apis["cluster2"])
+
+
+def assert_enrolled_after_the_tag_serves(writes, api):
+    """The application namespace gets its tag label only after the tag's webhook was created
+    and istiod's release installed (helm --wait: its Deployment Ready), never before: a pod
+    admitted in between would start without a sidecar."""
+    def first(resource, name):  # writes read "verb resource namespace/name as user: code"
+        return next(i for i, write in enumerate(writes)
+                    if write.split(" ")[1] == resource and write.split(" ")[2].endswith(name))
+
+    enrolled = first("namespaces", "storefront")
+    assert first("mutatingwebhookconfigurations", "istio-revision-tag-prod-stable") < enrolled, writes
+    assert first("deployments", f"istiod-{REVISION}") < enrolled, writes
+    labels = client.CoreV1Api(api).read_namespace("storefront").metadata.labels
+    assert labels["istio.io/rev"] == "prod-stable"
 
 
 def assert_layout(name, api):
@@ -217,6 +235,25 @@ def test_status_writes_the_fleet_report(run_playbook, tmp_path):
     assert f"| cluster2 | v1.35.4 | helm | {REVISION} (1.31.0, ready) |" in table
 
 
+def test_status_fails_on_problems_when_asked(run_playbook, apis, tmp_path):
+    """A tag left pointing at a revision that is not installed is a problem: status with
+    meshfleet_fail_on_problems fails that cluster alone, naming it, after writing the report."""
+    adm = client.AdmissionregistrationV1Api(apis["cluster3"])
+    adm.create_mutating_webhook_configuration({"metadata": {
+        "name": "istio-revision-tag-ghost", "labels": {"istio.io/tag": "ghost", "istio.io/rev": "9-9-9"}}})
+    try:
+        run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path),
+                                                 "meshfleet_fail_on_problems": True})
+        assert run.failed_hosts() == ["cluster3"], run.output[-3000:]
+        assert "cluster3: 1 problem(s): tag ghost points at revision 9-9-9, which is not installed" in run.output
+        report = json.loads((tmp_path / "fleet.json").read_text())
+        assert report["cluster3"]["problems"] and not report["cluster1"]["problems"]
+        quiet = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)})
+        assert quiet.rc == 0, quiet.output[-3000:]
+    finally:
+        adm.delete_mutating_webhook_configuration("istio-revision-tag-ghost")
+
+
 def test_uninstall_refuses_while_workloads_have_sidecars(run_playbook, apis):
     core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
     core.create_namespace({"metadata": {"name": "shop", "labels": {"istio.io/rev": "prod-stable"}}})
@@ -267,3 +304,7 @@ def test_uninstall_removes_everything_but_the_crds(run_playbook, apis):
         assert not namespace_exists(api, "istio-gateways")
         crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
         assert any(c.metadata.name == "peerauthentications.security.istio.io" for c in crds)
+    storefront = client.CoreV1Api(apis["cluster2"]).read_namespace("storefront")
+    assert "istio.io/rev" not in (storefront.metadata.labels or {})
+    client.CoreV1Api(apis["cluster2"]).delete_namespace("storefront")
+    wait_until_gone(client.CoreV1Api(apis["cluster2"]), "storefront")

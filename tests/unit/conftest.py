@@ -1,5 +1,6 @@
 """Make the checkout importable as ansible_collections.meshfleet.istio for unit tests."""
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -16,7 +17,8 @@ def link_collection():
     link = ROOT / "ansible_collections" / "meshfleet" / "istio"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
-        link.symlink_to(REPO)
+        with contextlib.suppress(FileExistsError):  # another xdist worker made it meanwhile
+            link.symlink_to(REPO)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 
