@@ -78,7 +78,7 @@ def snapshot(revisions, tags, ready=True):
              for tag, rev in tags.items()]
     return MeshSnapshot({"kubernetes_version": "v1.35.4", "istio_namespace": "istio-system",
                          "namespaces": [], "pods": [], "deployments": deployments,
-                         "istio_services": [], "stable_services": [],
+                         "services": [],
                          "mutating_webhooks": hooks, "validating_webhooks": []})
 
 
