@@ -5,6 +5,13 @@
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    HELM_RELEASE_NAME,
+    HELM_RELEASE_NAMESPACE,
+    annotations_of,
+    spec_of,
+)
+
 
 def namespace_objects(names, labels=None):
     """Namespace definitions for `names`, each with `labels` (if any)."""
@@ -28,26 +35,24 @@ def object_refs(items, api_version, kind):
     return objects
 
 
-HELM_RELEASE = "meta.helm.sh/release-name"
-HELM_NAMESPACE = "meta.helm.sh/release-namespace"
-
-
 def crd_adoptions(crds, release, namespace):
     """Ownership metadata that hands Istio's CRDs (groups *.istio.io) not yet owned by
     `release` in `namespace` over to that Helm release."""
     adoptions = []
     for crd in crds:
-        group = (crd.get("spec") or {}).get("group", "")
-        annotations = (crd.get("metadata") or {}).get("annotations") or {}
+        group = spec_of(crd).get("group", "")
+        annotations = annotations_of(crd)
         if not group.endswith(".istio.io"):
             continue
-        if annotations.get(HELM_RELEASE) == release and annotations.get(HELM_NAMESPACE) == namespace:
+        if (annotations.get(HELM_RELEASE_NAME) == release
+                and annotations.get(HELM_RELEASE_NAMESPACE) == namespace):
             continue
         adoptions.append({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": crd["metadata"]["name"],
                          "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                         "annotations": {HELM_RELEASE: release, HELM_NAMESPACE: namespace}}})
+                         "annotations": {HELM_RELEASE_NAME: release,
+                                         HELM_RELEASE_NAMESPACE: namespace}}})
     return adoptions
 
 

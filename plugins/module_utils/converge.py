@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import labels_of
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import NotFoundError
 
 NOISE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
@@ -49,8 +50,7 @@ def object_ref(obj):
 
 
 def labels_present(live, names):
-    return sorted(name for name in names
-                  if name in ((live or {}).get("metadata", {}).get("labels") or {}))
+    return sorted(name for name in names if name in labels_of(live))
 
 
 def converge(cluster, wanted, remove_labels=(), existing_only=False):

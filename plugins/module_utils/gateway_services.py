@@ -15,7 +15,12 @@ rollback.
 from __future__ import annotations
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import object_ref
-from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import REV_LABEL
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import REV_LABEL
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import spec_of
+from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import (
+    service_selector_string,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import is_ready
 
 
 class CutoverError(ValueError):
@@ -30,7 +35,7 @@ class NotReady(CutoverError):
 
 
 def selector_of(service):
-    return dict(((service or {}).get("spec") or {}).get("selector") or {})
+    return dict(spec_of(service).get("selector") or {})
 
 
 def retargeted(selector, revision):
@@ -38,19 +43,6 @@ def retargeted(selector, revision):
     wanted = dict(selector)
     wanted[REV_LABEL] = revision
     return wanted
-
-
-def label_selector(selector):
-    """A selector map as a label-selector string for LIST requests."""
-    return ",".join("%s=%s" % item for item in sorted(selector.items()))
-
-
-def is_ready(pod):
-    """Ready and not on its way out (a terminating pod leaves the endpoints)."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def count_ready(pods):
@@ -88,7 +80,7 @@ def check_ready(ref, revision, selector, ready, needed):
         raise NotReady(
             "Service %s not cut over to revision %s: %d Ready gateway pod(s) match %s, %d needed; "
             "wait until the revision's gateway Deployment is Ready (or scale it up), "
-            "or set min_ready" % (ref, revision, ready, label_selector(selector), needed))
+            "or set min_ready" % (ref, revision, ready, service_selector_string(selector), needed))
 
 
 def cut_over(cluster, changes, name, namespace, revision, min_ready=None):
@@ -104,12 +96,12 @@ def cut_over(cluster, changes, name, namespace, revision, min_ready=None):
     check_service(service, ref)
     selector = selector_of(service)
     wanted = retargeted(selector, revision)
-    ready = count_ready(cluster.list("v1", "Pod", namespace, label_selector(wanted)))
+    ready = count_ready(cluster.list("v1", "Pod", namespace, service_selector_string(wanted)))
     result = dict(previous_revision=selector.get(REV_LABEL), revision=revision, ready_pods=ready)
     if wanted == selector:
         return result
     serving = 0 if min_ready is not None else count_ready(
-        cluster.list("v1", "Pod", namespace, label_selector(selector)))
+        cluster.list("v1", "Pod", namespace, service_selector_string(selector)))
     check_ready(ref, revision, wanted, ready, needed_ready(min_ready, serving))
     after = cluster.merge_patch("v1", "Service", name, {"spec": {"selector": {REV_LABEL: revision}}},
                                 namespace)

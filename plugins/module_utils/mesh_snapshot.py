@@ -9,6 +9,22 @@ namespaces, pods by the revision that really injected them, gateways, webhooks.
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import revision_usage
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
+    INJECTION_LABEL,
+    REV_LABEL,
+    STABLE_SERVICE_LABEL,
+    TAG_LABEL,
+    VALIDATOR,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    annotations_of,
+    labels_of,
+    meta_of,
+    ref_of,
+    spec_of,
+    status_of,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
     LEASE_API,
     LEASE_NAME,
@@ -23,13 +39,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
     record_facts,
 )
 
-REV_LABEL = "istio.io/rev"
-TAG_LABEL = "istio.io/tag"
-INJECTION_LABEL = "istio-injection"
-INJECT_LABEL = "sidecar.istio.io/inject"
-STABLE_SERVICE_LABEL = "meshfleet.io/stable-gateway"
-VALIDATOR = "istiod-default-validator"
-LEGACY_INJECTOR = "istio-sidecar-injector"
 OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
 NEVER_MATCH = {"matchExpressions": [{"key": "istio.io/deactivated", "operator": "In",
                                      "values": ["never-match"]}]}
@@ -43,8 +52,7 @@ def read_cluster(cluster, istio_namespace="istio-system"):
         "namespaces": cluster.list("v1", "Namespace"),
         "pods": cluster.list("v1", "Pod"),
         "deployments": cluster.list("apps/v1", "Deployment", label_selector=REV_LABEL),
-        "istio_services": cluster.list("v1", "Service", namespace=istio_namespace),
-        "stable_services": cluster.list("v1", "Service", label_selector=STABLE_SERVICE_LABEL),
+        "services": cluster.list("v1", "Service"),
         "mutating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
                                           "MutatingWebhookConfiguration"),
         "validating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
@@ -52,18 +60,6 @@ def read_cluster(cluster, istio_namespace="istio-system"):
         "run_lock": cluster.get(LEASE_API, "Lease", LEASE_NAME, LEASE_NAMESPACE),
         "upgrade_record": cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE),
     }
-
-
-def _meta(obj):
-    return obj.get("metadata") or {}
-
-
-def _labels(obj):
-    return _meta(obj).get("labels") or {}
-
-
-def _annotations(obj):
-    return _meta(obj).get("annotations") or {}
 
 
 class MeshSnapshot(object):
@@ -79,19 +75,19 @@ class MeshSnapshot(object):
 
     def _istiod_deployments(self):
         return [d for d in self.raw["deployments"]
-                if _meta(d).get("namespace") == self.istio_namespace
-                and _labels(d).get("app") == "istiod"]
+                if meta_of(d).get("namespace") == self.istio_namespace
+                and labels_of(d).get("app") == "istiod"]
 
     def _revisions(self):
         revisions = {}
         for deployment in self._istiod_deployments():
-            labels = _labels(deployment)
+            labels = labels_of(deployment)
             revision = labels.get(REV_LABEL) or "default"
-            status = deployment.get("status") or {}
-            wanted = (deployment.get("spec") or {}).get("replicas", 1)
+            status = status_of(deployment)
+            wanted = spec_of(deployment).get("replicas", 1)
             ready = status.get("readyReplicas") or 0
             revisions[revision] = {
-                "deployment": _meta(deployment)["name"],
+                "deployment": meta_of(deployment)["name"],
                 "version": labels.get("app.kubernetes.io/version", ""),
                 "replicas": wanted,
                 "ready_replicas": ready,
@@ -103,7 +99,7 @@ class MeshSnapshot(object):
     def _tags(self):
         tags = {}
         for mwc in self.raw["mutating_webhooks"]:
-            labels = _labels(mwc)
+            labels = labels_of(mwc)
             if TAG_LABEL in labels:
                 tags[labels[TAG_LABEL]] = labels.get(REV_LABEL, "")
         return tags
@@ -123,14 +119,14 @@ class MeshSnapshot(object):
 
     def validator(self):
         for vwc in self.raw["validating_webhooks"]:
-            if _meta(vwc)["name"] == VALIDATOR:
+            if meta_of(vwc)["name"] == VALIDATOR:
                 hooks = vwc.get("webhooks") or [{}]
                 service = (hooks[0].get("clientConfig") or {}).get("service") or {}
                 target = service.get("name", "")
                 revision = target[len("istiod-"):] if target.startswith("istiod-") else target
                 return {
                     "exists": True, "service": target, "revision": revision,
-                    "label_revision": _labels(vwc).get(REV_LABEL, ""),
+                    "label_revision": labels_of(vwc).get(REV_LABEL, ""),
                     "failure_policy": hooks[0].get("failurePolicy", ""),
                     "target_exists": self.service_exists(target),
                 }
@@ -138,14 +134,15 @@ class MeshSnapshot(object):
                 "failure_policy": "", "target_exists": False}
 
     def service_exists(self, name):
-        return any(_meta(s)["name"] == name for s in self.raw["istio_services"])
+        """Whether Service `name` exists in the Istio namespace."""
+        return any(ref_of(s) == (self.istio_namespace, name) for s in self.raw["services"])
 
     # ------------------------------------------------------------ data plane
 
     def namespaces(self):
         result = []
         for ns in self.raw["namespaces"]:
-            labels = _labels(ns)
+            labels = labels_of(ns)
             rev_label = labels.get(REV_LABEL)
             injection = labels.get(INJECTION_LABEL)
             if injection == "enabled":
@@ -154,7 +151,7 @@ class MeshSnapshot(object):
                 selects = self.resolve(rev_label)
             else:
                 selects = None
-            result.append({"name": _meta(ns)["name"], "rev_label": rev_label,
+            result.append({"name": meta_of(ns)["name"], "rev_label": rev_label,
                            "injection_label": injection, "revision": selects})
         return result
 
@@ -162,12 +159,12 @@ class MeshSnapshot(object):
         """Pods that carry a sidecar, by the revision that injected them (its annotation)."""
         pods = []
         for pod in self.raw["pods"]:
-            revision = _annotations(pod).get(REV_LABEL)
-            if not revision or (pod.get("status") or {}).get("phase") == "Succeeded":
+            revision = annotations_of(pod).get(REV_LABEL)
+            if not revision or status_of(pod).get("phase") == "Succeeded":
                 continue
-            pods.append({"namespace": _meta(pod)["namespace"], "name": _meta(pod)["name"],
+            pods.append({"namespace": meta_of(pod)["namespace"], "name": meta_of(pod)["name"],
                          "revision": revision, "owner": owner_kind(pod),
-                         "phase": (pod.get("status") or {}).get("phase", "")})
+                         "phase": status_of(pod).get("phase", "")})
         return pods
 
     def pods_by_namespace(self):
@@ -189,27 +186,30 @@ class MeshSnapshot(object):
     def gateways(self):
         result = []
         for deployment in self.raw["deployments"]:
-            labels = _labels(deployment)
+            labels = labels_of(deployment)
             kind = labels.get("istio")
             if not kind or labels.get("app") == "istiod":
                 continue
-            status = deployment.get("status") or {}
-            result.append({"name": _meta(deployment)["name"],
-                           "namespace": _meta(deployment)["namespace"],
+            status = status_of(deployment)
+            result.append({"name": meta_of(deployment)["name"],
+                           "namespace": meta_of(deployment)["namespace"],
                            "kind": kind, "revision": labels.get(REV_LABEL, ""),
-                           "replicas": (deployment.get("spec") or {}).get("replicas", 1),
+                           "replicas": spec_of(deployment).get("replicas", 1),
                            "ready_replicas": status.get("readyReplicas") or 0})
         return result
 
+    def stable_services(self):
+        return [s for s in self.raw["services"] if STABLE_SERVICE_LABEL in labels_of(s)]
+
     def gateway_services(self):
         result = []
-        for service in self.raw["stable_services"]:
-            selector = (service.get("spec") or {}).get("selector") or {}
-            result.append({"name": _meta(service)["name"],
-                           "namespace": _meta(service)["namespace"],
+        for service in self.stable_services():
+            selector = spec_of(service).get("selector") or {}
+            result.append({"name": meta_of(service)["name"],
+                           "namespace": meta_of(service)["namespace"],
                            "kind": selector.get("istio", ""),
                            "serving_revision": selector.get(REV_LABEL, ""),
-                           "type": (service.get("spec") or {}).get("type", "")})
+                           "type": spec_of(service).get("type", "")})
         return result
 
     # ------------------------------------------------------------ webhooks
@@ -222,7 +222,7 @@ class MeshSnapshot(object):
                 if "sidecar-injector.istio.io" not in hook.get("name", ""):
                     continue
                 for claim in webhook_claims(hook):
-                    claims.append((_meta(mwc)["name"], hook["name"], claim))
+                    claims.append((meta_of(mwc)["name"], hook["name"], claim))
         return claims
 
     def overlapping_webhooks(self):
@@ -242,40 +242,16 @@ class MeshSnapshot(object):
                         and service.get("namespace") == self.istio_namespace
                         and not self.service_exists(service.get("name", ""))
                         and not is_neutralised(hook)):
-                    orphans.append({"configuration": _meta(mwc)["name"],
+                    orphans.append({"configuration": meta_of(mwc)["name"],
                                     "service": service.get("name", "")})
                     break
         return orphans
 
     # ------------------------------------------------------------ in-use rule
 
-    def uses_of(self, revision, ignore_pods=()):
-        """Why a revision is still in use (an empty list: nothing uses it).
-
-        Sail Operator's rule: a tag, a namespace label, an injected pod's annotation, a pod label
-        naming it or one of its tags, or the validator pointing at it. Succeeded pods are ignored;
-        Failed pods count, since a restart would bring them back on the same revision.
-        `ignore_pods`: (namespace, name) pairs that do not count, such as the revision's own
-        gateway pods, which go with it.
-        """
-        names = {revision} | {tag for tag, rev in self.tags.items() if rev == revision}
-        reasons = ["tag %s" % tag for tag, rev in sorted(self.tags.items()) if rev == revision]
-        for ns in self.namespaces():
-            if ns["revision"] == revision:
-                reasons.append("namespace %s" % ns["name"])
-        for pod in self.raw["pods"]:
-            if (pod.get("status") or {}).get("phase") == "Succeeded":
-                continue
-            annotated = _annotations(pod).get(REV_LABEL)
-            labelled = _labels(pod).get(REV_LABEL)
-            if (_labels(pod).get("app") == "istiod"
-                    or (_meta(pod)["namespace"], _meta(pod)["name"]) in ignore_pods):
-                continue
-            if annotated == revision or labelled in names:
-                reasons.append("pod %s/%s" % (_meta(pod)["namespace"], _meta(pod)["name"]))
-        if self.validator()["revision"] == revision:
-            reasons.append("validator %s" % VALIDATOR)
-        return reasons
+    def uses_of(self, revision):
+        """Why a revision is in use (an empty list: nothing uses it): revision_usage's rule."""
+        return revision_usage.uses_of(self, revision)
 
     # ------------------------------------------------------------ runs
 
@@ -363,7 +339,7 @@ class MeshSnapshot(object):
 
 
 def engine_of(deployment):
-    labels = _labels(deployment)
+    labels = labels_of(deployment)
     owner = labels.get(OPERATOR_OWNER_LABEL, "unknown")
     if owner not in ("", "unknown"):
         return "operator"
@@ -373,7 +349,7 @@ def engine_of(deployment):
 
 
 def owner_kind(pod):
-    owners = _meta(pod).get("ownerReferences") or []
+    owners = meta_of(pod).get("ownerReferences") or []
     return owners[0]["kind"] if owners else "Pod"
 
 

@@ -6,9 +6,8 @@
 A revision is its istiod release (istiod-<rev> in the Istio namespace), its gateways' releases
 (the Deployments labelled istio.io/rev=<rev> with an istio label; the release is the one in the
 Deployment's Helm annotation, else the Deployment's name) and the ConfigMaps istio-<rev> that
-operator-engine layouts copy into gateway namespaces. It is in use while MeshSnapshot.uses_of
-finds a use other than its own gateway pods, or a Service outside its releases (a stable gateway
-Service above all) selects its pods.
+operator-engine layouts copy into gateway namespaces. It is removed only while the in-use rule
+(revision_usage.uses_of, the rule mesh_info reports) finds nothing that uses it.
 
 `read_state` and `prune` talk to the API and to Helm; the rest is pure and unit-tested.
 """
@@ -18,16 +17,25 @@ from __future__ import annotations
 import os
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import HelmError
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import REV_LABEL
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    labels_of,
+    meta_of,
+    owned_by_release,
+    ref_of,
+    release_of,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
-    REV_LABEL,
-    STABLE_SERVICE_LABEL,
-    TAG_LABEL,
     MeshSnapshot,
     read_cluster,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.revision_usage import (
+    gateway_deployments,
+    istiod_deployments,
+    revision_releases,
+    uses_of,
+)
 
-RELEASE_NAME = "meta.helm.sh/release-name"
-RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 # Auth options helm has no flag for here: with them the API client and helm could reach
 # different clusters.
 NOT_FOR_HELM = ("host", "api_key", "username", "password", "client_cert", "client_key",
@@ -42,25 +50,12 @@ class PruneError(ValueError):
         self.in_use = list(in_use)
 
 
-def _meta(obj):
-    return obj.get("metadata") or {}
-
-
-def _labels(obj):
-    return _meta(obj).get("labels") or {}
-
-
-def _ref(obj):
-    return (_meta(obj).get("namespace"), _meta(obj)["name"])
-
-
 # ------------------------------------------------------------ reading
 
 def read_state(cluster, revision, istio_namespace):
-    """The mesh, every Service (for selectors that name the revision), the revision's ConfigMaps."""
+    """The mesh (every Service included) and the revision's ConfigMaps."""
     return {
         "mesh": read_cluster(cluster, istio_namespace),
-        "services": cluster.list("v1", "Service"),
         "config_maps": cluster.list("v1", "ConfigMap",
                                     label_selector="%s=%s" % (REV_LABEL, revision)),
     }
@@ -68,125 +63,25 @@ def read_state(cluster, revision, istio_namespace):
 
 # ------------------------------------------------------------ what belongs to the revision
 
-def selects(selector, labels):
-    """Whether a Kubernetes label selector (matchLabels, matchExpressions) selects `labels`."""
-    selector = selector or {}
-    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    return all(_expression_holds(expr, labels) for expr in selector.get("matchExpressions") or [])
-
-
-def _expression_holds(expr, labels):
-    operator, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
-    if operator == "In":
-        return labels.get(key) in values
-    if operator == "NotIn":
-        return labels.get(key) not in values
-    if operator == "Exists":
-        return key in labels
-    return key not in labels  # DoesNotExist
-
-
-def gateway_deployments(mesh, revision):
-    """The revision's gateway Deployments: istio.io/rev=<rev> and an istio label, istiod aside."""
-    return [d for d in mesh["deployments"]
-            if _labels(d).get(REV_LABEL) == revision and _labels(d).get("istio")
-            and _labels(d).get("app") != "istiod"]
-
-
-def istiod_deployments(mesh, revision, istio_namespace):
-    return [d for d in mesh["deployments"]
-            if _meta(d).get("namespace") == istio_namespace and _labels(d).get("app") == "istiod"
-            and _labels(d).get(REV_LABEL) == revision]
-
-
-def release_of(obj):
-    """(namespace, release) of the Helm release an object belongs to, by its annotations;
-    objects without them are taken as named after their release."""
-    annotations = _meta(obj).get("annotations") or {}
-    return (annotations.get(RELEASE_NAMESPACE) or _meta(obj).get("namespace"),
-            annotations.get(RELEASE_NAME) or _meta(obj)["name"])
-
-
-def owned_by(obj, releases):
-    annotations = _meta(obj).get("annotations") or {}
-    return RELEASE_NAME in annotations and release_of(obj) in releases
-
-
-def _unique(refs):
-    result = []
-    for ref in refs:
-        if ref not in result:
-            result.append(ref)
-    return result
-
-
-def revision_releases(mesh, revision, istio_namespace):
-    """(gateway releases, istiod releases) of a revision, as (namespace, name) pairs.
-
-    istiod's is istiod-<rev> unless its Deployment names another release.
-    """
-    gateways = _unique(release_of(d) for d in gateway_deployments(mesh, revision))
-    istiod = _unique(release_of(d) for d in istiod_deployments(mesh, revision, istio_namespace))
-    return gateways, istiod or [(istio_namespace, "istiod-%s" % revision)]
-
-
 def unmanaged(mesh, revision, istio_namespace, present):
     """The revision's Deployments whose Helm release does not exist."""
     deployments = (gateway_deployments(mesh, revision)
                    + istiod_deployments(mesh, revision, istio_namespace))
-    return ["Deployment %s/%s" % _ref(d) for d in deployments if release_of(d) not in present]
+    return ["Deployment %s/%s" % ref_of(d) for d in deployments if release_of(d) not in present]
 
 
 def copied_config_maps(config_maps, revision, istio_namespace, releases):
     """ConfigMaps istio-<rev> outside the Istio namespace that no release to remove owns."""
-    return [_ref(cm) for cm in config_maps
-            if _meta(cm)["name"] == "istio-%s" % revision
-            and _labels(cm).get(REV_LABEL) == revision
-            and _meta(cm).get("namespace") != istio_namespace
-            and not owned_by(cm, releases)]
+    return [ref_of(cm) for cm in config_maps
+            if meta_of(cm)["name"] == "istio-%s" % revision
+            and labels_of(cm).get(REV_LABEL) == revision
+            and meta_of(cm).get("namespace") != istio_namespace
+            and not owned_by_release(cm, releases)]
 
 
-def own_pods(mesh, revision):
-    """(namespace, name) of the pods of the revision's gateway Deployments: they go with it."""
-    pods = set()
-    for deployment in gateway_deployments(mesh, revision):
-        selector = (deployment.get("spec") or {}).get("selector")
-        for pod in mesh["pods"]:
-            if (_meta(pod).get("namespace") == _meta(deployment).get("namespace")
-                    and selects(selector, _labels(pod))):
-                pods.add(_ref(pod))
-    return pods
-
-
-# ------------------------------------------------------------ the in-use rule
-
-def service_uses(services, names, releases):
-    """Services outside the revision's releases whose selector names the revision or a tag of it.
-
-    A tag's own Service (labelled istio.io/tag) is left out: the tag is reported already.
-    """
-    reasons = []
-    for service in services:
-        selector = (service.get("spec") or {}).get("selector") or {}
-        if (selector.get(REV_LABEL) not in names or TAG_LABEL in _labels(service)
-                or owned_by(service, releases)):
-            continue
-        kind = ("stable gateway Service" if STABLE_SERVICE_LABEL in _labels(service)
-                else "Service")
-        reasons.append("%s %s/%s selects it" % ((kind,) + _ref(service)))
-    return reasons
-
-
-def uses(state, revision, releases):
+def uses(state, revision):
     """Why the revision cannot go yet (empty: nothing but its own parts uses it)."""
-    snapshot = MeshSnapshot(state["mesh"])
-    names = {revision} | {tag for tag, rev in snapshot.tags.items() if rev == revision}
-    return (snapshot.uses_of(revision, ignore_pods=own_pods(state["mesh"], revision))
-            + service_uses(state["services"], names, releases))
+    return uses_of(MeshSnapshot(state["mesh"]), revision)
 
 
 def refusal(revision, reasons):
@@ -239,7 +134,7 @@ def prune(cluster, helm, changes, state, revision, istio_namespace, diff=False):
     strays = unmanaged(mesh, revision, istio_namespace, present)
     config_maps = copied_config_maps(state["config_maps"], revision, istio_namespace,
                                      gateways + istiod)
-    in_use = uses(state, revision, gateways + istiod)
+    in_use = uses(state, revision)
     if not (present or strays or config_maps):
         return [], in_use, []
     if in_use:

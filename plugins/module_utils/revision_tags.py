@@ -10,13 +10,13 @@ Pure functions; tests compare them with `helm template` of the real charts.
 
 from __future__ import annotations
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     LEGACY_INJECTOR,
-    NEVER_MATCH,
     REV_LABEL,
     TAG_LABEL,
     VALIDATOR,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import NEVER_MATCH
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfleet"}
 POD_RULES = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],

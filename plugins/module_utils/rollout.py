@@ -24,9 +24,24 @@ from __future__ import annotations
 import datetime
 import time
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     INJECTION_LABEL,
     REV_LABEL,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    annotations_of,
+    labels_of,
+    meta_of,
+    spec_of,
+    status_of,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import (
+    selector_matches,
+    selector_string,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import (
+    is_ready,
+    is_terminating,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
@@ -60,38 +75,13 @@ class MigrationError(ValueError):
 
 # ---------------------------------------------------------------- plain-dict helpers
 
-def _meta(obj):
-    return (obj or {}).get("metadata") or {}
-
-
-def _labels(obj):
-    return _meta(obj).get("labels") or {}
-
-
-def _spec(obj):
-    return (obj or {}).get("spec") or {}
-
-
-def _status(obj):
-    return (obj or {}).get("status") or {}
-
-
 def ref(namespace, kind, name):
     return "%s/%s/%s" % (namespace, kind, name)
 
 
 def pod_revision(pod):
     """The revision that injected the pod's sidecar (the injector's annotation, never a tag)."""
-    return (_meta(pod).get("annotations") or {}).get(REV_LABEL)
-
-
-def is_terminating(pod):
-    return bool(_meta(pod).get("deletionTimestamp"))
-
-
-def is_ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in _status(pod).get("conditions") or [])
+    return annotations_of(pod).get(REV_LABEL)
 
 
 def stale_pods(pods, revision):
@@ -99,7 +89,7 @@ def stale_pods(pods, revision):
     proxy; terminating pods are on their way out)."""
     return [pod for pod in pods
             if pod_revision(pod) and pod_revision(pod) != revision
-            and not is_terminating(pod) and _status(pod).get("phase") != "Succeeded"]
+            and not is_terminating(pod) and status_of(pod).get("phase") != "Succeeded"]
 
 
 def count_revisions(pods):
@@ -111,50 +101,11 @@ def count_revisions(pods):
 
 
 def controller_ref(obj):
-    owners = _meta(obj).get("ownerReferences") or []
+    owners = meta_of(obj).get("ownerReferences") or []
     for owner in owners:
         if owner.get("controller"):
             return owner
     return owners[0] if owners else None
-
-
-# ---------------------------------------------------------------- label selectors
-
-def _expression_matches(expression, labels):
-    key, operator = expression.get("key"), expression.get("operator")
-    values = expression.get("values") or []
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    if operator == "Exists":
-        return key in labels
-    if operator == "DoesNotExist":
-        return key not in labels
-    return False
-
-
-def selector_matches(selector, labels):
-    """A LabelSelector against labels, as policy/v1 reads a PDB's: null matches nothing, an
-    empty selector everything."""
-    if selector is None:
-        return False
-    return (all(labels.get(key) == value
-                for key, value in (selector.get("matchLabels") or {}).items())
-            and all(_expression_matches(expr, labels)
-                    for expr in selector.get("matchExpressions") or []))
-
-
-def selector_string(selector):
-    """A LabelSelector in the `labelSelector` query syntax."""
-    parts = ["%s=%s" % item for item in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        values = ",".join(expr.get("values") or [])
-        parts.append({"In": "%s in (%s)" % (expr["key"], values),
-                      "NotIn": "%s notin (%s)" % (expr["key"], values),
-                      "Exists": expr["key"],
-                      "DoesNotExist": "!%s" % expr["key"]}[expr["operator"]])
-    return ",".join(parts)
 
 
 # ---------------------------------------------------------------- the options, the tag, the namespaces
@@ -196,7 +147,7 @@ def target_revision(snapshot, tag):
 
 def relabel_patch(namespace, tag):
     """The merge patch that makes the namespace select `tag`, or None when it already does."""
-    labels = _labels(namespace)
+    labels = labels_of(namespace)
     if labels.get(REV_LABEL) == tag and INJECTION_LABEL not in labels:
         return None
     patch = {REV_LABEL: tag}
@@ -228,7 +179,7 @@ def owning_workload(pod, parents):
     (kind, name) to the namespace's ReplicaSets and Jobs."""
     owner = controller_ref(pod)
     if owner is None:
-        return "Pod", _meta(pod)["name"]
+        return "Pod", meta_of(pod)["name"]
     kind, name = owner["kind"], owner["name"]
     grand = controller_ref(parents.get((kind, name)))
     if grand and (kind, grand["kind"]) in (("ReplicaSet", "Deployment"), ("Job", "CronJob")):
@@ -238,14 +189,14 @@ def owning_workload(pod, parents):
 
 def covering_budgets(workload, budgets):
     """Names of the PodDisruptionBudgets whose selector matches the pod template's labels."""
-    template_labels = _labels(_spec(workload).get("template"))
-    return sorted(_meta(pdb)["name"] for pdb in budgets
-                  if selector_matches(_spec(pdb).get("selector"), template_labels))
+    template_labels = labels_of(spec_of(workload).get("template"))
+    return sorted(meta_of(pdb)["name"] for pdb in budgets
+                  if selector_matches(spec_of(pdb).get("selector"), template_labels))
 
 
 def replacement_method(workload, budgets):
     """(method, why) for a workload, or raises NotMovable."""
-    kind, spec = workload["kind"], _spec(workload)
+    kind, spec = workload["kind"], spec_of(workload)
     if kind == "Deployment" and spec.get("paused"):
         raise NotMovable("paused", "the Deployment is paused: resume it (kubectl rollout resume) "
                                    "and run again")
@@ -280,7 +231,7 @@ class Move(object):
         self.namespace = namespace
         self.workload = workload
         self.kind = workload["kind"]
-        self.name = _meta(workload)["name"]
+        self.name = meta_of(workload)["name"]
         self.pods = pods
         self.method = method
         self.why = why
@@ -293,7 +244,7 @@ class Move(object):
 def not_moved(namespace, kind, name, pods, cause, reason):
     return {"namespace": namespace, "kind": kind, "name": name, "cause": cause,
             "reason": reason, "revisions": count_revisions(pods),
-            "pods": sorted(_meta(p)["name"] for p in pods)}
+            "pods": sorted(meta_of(p)["name"] for p in pods)}
 
 
 def _workload_order(key):
@@ -306,9 +257,9 @@ def plan_namespace(namespace, objects, revision):
     """Split the namespace's stale pods into Moves and not-movable entries.
 
     `objects` maps a kind to the namespace's objects of that kind (LISTED_KINDS)."""
-    parents = dict(((kind, _meta(obj)["name"]), obj)
+    parents = dict(((kind, meta_of(obj)["name"]), obj)
                    for kind in ("ReplicaSet", "Job") for obj in objects.get(kind, []))
-    workloads = dict(((kind, _meta(obj)["name"]), obj)
+    workloads = dict(((kind, meta_of(obj)["name"]), obj)
                      for kind in WORKLOAD_KINDS for obj in objects.get(kind, []))
     groups = {}
     for pod in stale_pods(objects.get("Pod", []), revision):
@@ -337,13 +288,13 @@ def plan_namespace(namespace, objects, revision):
 # ---------------------------------------------------------------- progress, as kubectl judges it
 
 def _generation_seen(obj):
-    return (_status(obj).get("observedGeneration") or 0) >= (_meta(obj).get("generation") or 0)
+    return (status_of(obj).get("observedGeneration") or 0) >= (meta_of(obj).get("generation") or 0)
 
 
 def rollout_progress(obj):
     """(done, counts) for a Deployment, StatefulSet or DaemonSet, as `kubectl rollout status`
     decides it."""
-    kind, spec, status = obj["kind"], _spec(obj), _status(obj)
+    kind, spec, status = obj["kind"], spec_of(obj), status_of(obj)
     if kind == "DaemonSet":
         desired = status.get("desiredNumberScheduled") or 0
         counts = {"desired": desired, "updated": status.get("updatedNumberScheduled") or 0,
@@ -369,20 +320,20 @@ def rollout_progress(obj):
 
 def desired_pods(obj):
     if obj["kind"] == "DaemonSet":
-        return _status(obj).get("desiredNumberScheduled") or 0
-    return _spec(obj).get("replicas", 1)
+        return status_of(obj).get("desiredNumberScheduled") or 0
+    return spec_of(obj).get("replicas", 1)
 
 
 def settled(pods, desired, evicted_uids=()):
     """True when the workload runs `desired` pods, none terminating or evicted, all Ready."""
     live = [pod for pod in pods
-            if not is_terminating(pod) and _meta(pod).get("uid") not in evicted_uids]
+            if not is_terminating(pod) and meta_of(pod).get("uid") not in evicted_uids]
     return len(live) >= desired and all(is_ready(pod) for pod in live)
 
 
 def ordinal(pod):
     try:
-        return int(_meta(pod)["name"].rsplit("-", 1)[1])
+        return int(meta_of(pod)["name"].rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return -1
 
@@ -391,7 +342,7 @@ def eviction_order(kind, pods):
     """StatefulSet pods highest ordinal first (as its controller replaces them), others by name."""
     if kind == "StatefulSet":
         return sorted(pods, key=ordinal, reverse=True)
-    return sorted(pods, key=lambda pod: _meta(pod)["name"])
+    return sorted(pods, key=lambda pod: meta_of(pod)["name"])
 
 
 def restart_patch(when):
@@ -427,16 +378,16 @@ class WorkloadApi(object):
         return dict(obj, kind=kind) if obj else None
 
     def restart(self, workload, when):
-        meta = _meta(workload)
+        meta = meta_of(workload)
         return self.cluster.merge_patch("apps/v1", workload["kind"], meta["name"],
                                         restart_patch(when), meta["namespace"])
 
     def pods_of(self, workload):
         """The workload's pods: matched by its selector and owned by it (through a ReplicaSet
         for a Deployment)."""
-        meta = _meta(workload)
-        pods = self.cluster.list("v1", "Pod", namespace=meta["namespace"],
-                                 label_selector=selector_string(_spec(workload).get("selector") or {}))
+        meta = meta_of(workload)
+        selector = selector_string(spec_of(workload).get("selector") or {})
+        pods = self.cluster.list("v1", "Pod", namespace=meta["namespace"], label_selector=selector)
         return [pod for pod in pods if self._owner_uid(pod, workload) == meta["uid"]]
 
     def _owner_uid(self, pod, workload):
@@ -445,7 +396,7 @@ class WorkloadApi(object):
             return None
         if workload["kind"] != "Deployment" or owner["kind"] != "ReplicaSet":
             return owner.get("uid")
-        key = (_meta(pod)["namespace"], owner["name"])
+        key = (meta_of(pod)["namespace"], owner["name"])
         if key not in self._replicaset_owner:
             replicaset = self.cluster.get("apps/v1", "ReplicaSet", owner["name"], key[0])
             grand = controller_ref(replicaset)
@@ -454,7 +405,7 @@ class WorkloadApi(object):
 
     def evict(self, pod):
         """EVICTED, REFUSED (429: a PodDisruptionBudget allows no disruption now) or GONE."""
-        meta = _meta(pod)
+        meta = meta_of(pod)
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                 "deleteOptions": {"preconditions": {"uid": meta["uid"]}}}
@@ -550,8 +501,8 @@ class PodByPodEviction(Replacement):
         pods = self.api.pods_of(workload)
         desired = desired_pods(workload)
         live = [pod for pod in pods if not is_terminating(pod)]
-        live_uids = set(_meta(pod).get("uid") for pod in live)
-        self.queue = [pod for pod in self.queue if _meta(pod)["uid"] in live_uids]
+        live_uids = set(meta_of(pod).get("uid") for pod in live)
+        self.queue = [pod for pod in self.queue if meta_of(pod)["uid"] in live_uids]
         self.progress = {"desired": desired, "ready": sum(1 for pod in live if is_ready(pod)),
                          "replaced": self.evicted, "to_replace": len(self.queue)}
         if not settled(pods, desired, self.evicted_uids):
@@ -571,7 +522,7 @@ class PodByPodEviction(Replacement):
         if outcome == EVICTED:
             self.wrote = True
             self.evicted += 1
-            self.evicted_uids.add(_meta(pod)["uid"])
+            self.evicted_uids.add(meta_of(pod)["uid"])
 
 
 def replacement_for(api, move, revision, timeout):
@@ -678,7 +629,7 @@ def relabel_namespaces(api, changes, namespaces, tag):
         patch = relabel_patch(namespace, tag)
         if patch is None:
             continue
-        name = _meta(namespace)["name"]
+        name = meta_of(namespace)["name"]
         changes.record(True, namespace, api.relabel(name, patch), "Namespace/%s" % name)
         relabelled.append(name)
     return relabelled

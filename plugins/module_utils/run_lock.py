@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import datetime
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    annotations_of,
+    meta_of,
+    spec_of,
+)
+
 LEASE_API = "coordination.k8s.io/v1"
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "meshfleet-run-lock"
@@ -61,32 +67,26 @@ def renew_interval(ttl):
     return max(1, min(20, int(ttl) // 6))
 
 
-def _spec(lease):
-    return (lease or {}).get("spec") or {}
-
-
 def holder_of(lease):
-    return _spec(lease).get("holderIdentity") or ""
+    return spec_of(lease).get("holderIdentity") or ""
 
 
 def last_holder(lease):
     """The run that released a free Lease."""
-    annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
-    return annotations.get(RELEASED_ANNOTATION, "")
+    return annotations_of(lease).get(RELEASED_ANNOTATION, "")
 
 
 def resource_version(lease):
     """The fence: the Lease's resourceVersion, '' when there is no Lease."""
-    return ((lease or {}).get("metadata") or {}).get("resourceVersion") or ""
+    return meta_of(lease).get("resourceVersion") or ""
 
 
 def _interval_of(lease):
-    annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
     try:
-        return int(annotations[RENEW_ANNOTATION])
+        return int(annotations_of(lease)[RENEW_ANNOTATION])
     except (KeyError, TypeError, ValueError):
         # A Lease from a run that does not say how often it renews: a sixth of its duration.
-        return max(1, int(_spec(lease).get("leaseDurationSeconds") or 0) // 6)
+        return max(1, int(spec_of(lease).get("leaseDurationSeconds") or 0) // 6)
 
 
 def lock_state(lease, moment=None):
@@ -95,7 +95,7 @@ def lock_state(lease, moment=None):
     `expired` (the next run takes it), with the holder, the seconds since the last renewal and
     until expiry."""
     moment = moment or now()
-    spec = _spec(lease)
+    spec = spec_of(lease)
     state = dict(state="absent", holder="", age_seconds=0, expires_in_seconds=0,
                  renew_seconds=0, resource_version=resource_version(lease))
     if lease is None:
@@ -204,5 +204,5 @@ def released_body(lease):
     metadata = dict(lease["metadata"])
     metadata["annotations"] = dict(metadata.get("annotations") or {})
     metadata["annotations"][RELEASED_ANNOTATION] = holder_of(lease)
-    spec = {"leaseDurationSeconds": _spec(lease).get("leaseDurationSeconds") or DEFAULT_TTL}
+    spec = {"leaseDurationSeconds": spec_of(lease).get("leaseDurationSeconds") or DEFAULT_TTL}
     return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": metadata, "spec": spec}

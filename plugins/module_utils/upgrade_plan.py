@@ -10,6 +10,9 @@ Pure logic over a MeshSnapshot; refusals come before anything is written.
 from __future__ import annotations
 
 from ansible_collections.meshfleet.istio.plugins.module_utils import catalogue
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import ref_of
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import owner_kind
+from ansible_collections.meshfleet.istio.plugins.module_utils.revision_usage import using_pods
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
     IstioVersion,
     VersionError,
@@ -91,10 +94,10 @@ MOVABLE_OWNERS = ("ReplicaSet", "StatefulSet", "DaemonSet")
 
 
 def unmovable_pods(snapshot, revision):
-    """Injected pods on `revision` that no rollout can move (bare pods, Jobs): they need a hand."""
-    return ["%s/%s (%s)" % (p["namespace"], p["name"], p["owner"])
-            for p in snapshot.injected_pods()
-            if p["revision"] == revision and p["owner"] not in MOVABLE_OWNERS]
+    """Pods that use `revision` (the in-use rule) and that no rollout can move (bare pods, Jobs):
+    they need a hand."""
+    return ["%s/%s (%s)" % (ref_of(pod) + (owner_kind(pod),))
+            for pod in using_pods(snapshot, revision) if owner_kind(pod) not in MOVABLE_OWNERS]
 
 
 def _steps(snapshot, target, stable_tag, canary_tag):

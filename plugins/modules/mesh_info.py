@@ -17,6 +17,10 @@ description:
     injected them (the injector's C(istio.io/rev) annotation), gateways and which revision each
     stable gateway Service serves, overlapping or orphaned injection webhooks, the engine that
     installed each revision, and what still uses each revision.
+  - What uses a revision (I(in_use)) follows the rule M(meshfleet.istio.revision_prune) refuses
+    by, so both name the same uses. These are tags, namespaces, pods other than the revision's
+    own istiod and gateway pods, Services outside its releases whose selector names it or one of
+    its tags, and the default validator.
   - Also reads the cluster's upgrade record (the ConfigMap C(kube-system/meshfleet-upgrade) kept
     by M(meshfleet.istio.upgrade_record)) with one GET.
   - Never writes.

@@ -17,12 +17,15 @@ description:
     C(istio-<revision>) that operator-engine layouts copy into gateway namespaces, then its istiod
     Helm release (C(istiod-<revision>) in I(istio_namespace)).
   - Refuses, and writes nothing, while anything else uses the revision, with every reason in the
-    message and in I(in_use). In use means that a revision tag points at it; a namespace selects it
-    or one of its tags (C(istio.io/rev), or C(istio-injection=enabled) while the C(default) tag
-    points at it); a pod that has not Succeeded carries its C(istio.io/rev) annotation, or a label
-    naming it or one of its tags; C(istiod-default-validator) points at it; or a Service outside
-    the revision's releases, a stable gateway Service above all, selects its pods. The revision's
-    own gateway and istiod pods do not count, since they go with it.
+    message and in I(in_use). The rule is the one M(meshfleet.istio.mesh_info) reports as
+    C(in_use). In use means that a revision tag points at it; a namespace selects it or one of
+    its tags (C(istio.io/rev), or C(istio-injection=enabled) while the C(default) tag points at
+    it); a pod
+    that has not Succeeded carries its C(istio.io/rev) annotation, or a label naming it or one of
+    its tags; C(istiod-default-validator) points at it; or a Service outside the revision's
+    releases, a stable gateway Service above all, has a selector naming it or one of its tags. The
+    revision's own gateway and istiod pods, the Services of its releases and a tag's own Service
+    do not count, since they go with it or with the tag.
   - Refuses as well when one of the revision's Deployments belongs to no Helm release.
   - A revision with nothing left to remove is no change and costs reads only. Waiting for a
     grace period before pruning is the playbook's business.

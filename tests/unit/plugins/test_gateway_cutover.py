@@ -6,8 +6,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Ch
 from ansible_collections.meshfleet.istio.plugins.module_utils.gateway_services import (
     CutoverError,
     cut_over,
-    is_ready,
-    label_selector,
     needed_ready,
     retargeted,
 )
@@ -68,15 +66,6 @@ def run(cluster, revision="1-31-0", min_ready=None):
 def test_the_selector_keeps_every_key_but_the_revision():
     assert retargeted({"istio": "ingressgateway", "istio.io/rev": "1-30-dev", "app": "x"},
                       "1-31-0") == {"istio": "ingressgateway", "istio.io/rev": "1-31-0", "app": "x"}
-    assert label_selector({"istio.io/rev": "1-31-0", "istio": "ingressgateway"}) == \
-        "istio=ingressgateway,istio.io/rev=1-31-0"
-
-
-def test_ready_means_the_ready_condition_and_not_terminating():
-    assert is_ready(gateway_pod("a", "1-31-0"))
-    assert not is_ready(gateway_pod("b", "1-31-0", ready=False))
-    assert not is_ready(gateway_pod("c", "1-31-0", terminating=True))
-    assert not is_ready({"metadata": {"name": "d"}, "status": {"phase": "Pending"}})
 
 
 def test_the_default_need_is_what_serves_now_and_at_least_one():

@@ -36,8 +36,7 @@ def snapshot(**overrides):
     raw = {"kubernetes_version": "v1.35.4", "istio_namespace": "istio-system",
            "namespaces": [], "pods": [],
            "deployments": [istiod("1-30-dev", "1.30-dev"), istiod("1-31-0", "1.31.0")],
-           "istio_services": [service("istiod-1-30-dev"), service("istiod-1-31-0")],
-           "stable_services": [],
+           "services": [service("istiod-1-30-dev"), service("istiod-1-31-0")],
            "mutating_webhooks": [revision_tags.tag_webhook_configuration("default", "1-31-0"),
                                  revision_tags.tag_webhook_configuration("prod-stable", "1-30-dev")],
            "validating_webhooks": [revision_tags.default_validator_target("1-31-0")]}
@@ -77,7 +76,7 @@ def test_an_unused_revision_has_no_uses():
 
 
 def test_a_validator_pointing_at_a_missing_service_is_a_problem():
-    snap = snapshot(istio_services=[service("istiod-1-30-dev")])
+    snap = snapshot(services=[service("istiod-1-30-dev")])
     assert snap.validator()["target_exists"] is False
     assert any("istiod-default-validator points at Service istiod-1-31-0" in p for p in snap.problems())
     assert snap.orphaned_webhooks() == [{"configuration": "istio-revision-tag-default",

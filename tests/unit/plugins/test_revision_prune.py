@@ -9,7 +9,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.revision_prune imp
     PruneError,
     helm_connection,
     prune,
-    selects,
 )
 
 OLD, NEW = "1-30-dev", "1-31-0"
@@ -76,6 +75,16 @@ def config_map(ns, revision, release=None):
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"mesh": "{}"}}
 
 
+def services(stable_revision=NEW):
+    """istiod's and the gateways' Services of both revisions, and the stable Service."""
+    return ([service("istio-system", "istiod-%s" % r, {"app": "istiod", "istio.io/rev": r},
+                     release="istiod-%s" % r) for r in (OLD, NEW)]
+            + [stable(stable_revision)]
+            + [service(GW, "istio-ingressgateway-%s" % r, {"app": "istio-ingressgateway-%s" % r,
+                                                           "istio": "ingressgateway"},
+                       release="istio-ingressgateway-%s" % r) for r in (OLD, NEW)])
+
+
 def state(**overrides):
     """Two revisions installed with Helm, every tag, the validator and traffic on NEW; OLD unused."""
     mesh = {"kubernetes_version": "v1.35.4", "istio_namespace": "istio-system",
@@ -83,18 +92,12 @@ def state(**overrides):
                                               gateway("istio-ingressgateway", NEW)],
             "pods": [pod("istio-system", "istiod-%s-x" % OLD, {"app": "istiod", "istio.io/rev": OLD}),
                      gateway_pod("istio-ingressgateway", OLD), gateway_pod("istio-ingressgateway", NEW)],
-            "istio_services": [service("istio-system", "istiod-%s" % r, {"app": "istiod", "istio.io/rev": r},
-                                       release="istiod-%s" % r) for r in (OLD, NEW)],
-            "stable_services": [stable(NEW)],
+            "services": services(),
             "mutating_webhooks": [revision_tags.tag_webhook_configuration("default", NEW),
                                   revision_tags.tag_webhook_configuration("prod-stable", NEW)],
             "validating_webhooks": [revision_tags.default_validator_target(NEW)]}
     mesh.update(overrides.pop("mesh", {}))
     result = {"mesh": mesh,
-              "services": mesh["istio_services"] + mesh["stable_services"] + [
-                  service(GW, "istio-ingressgateway-%s" % r, {"app": "istio-ingressgateway-%s" % r,
-                                                              "istio": "ingressgateway"},
-                          release="istio-ingressgateway-%s" % r) for r in (OLD, NEW)],
               "config_maps": [config_map("istio-system", OLD, release="istiod-%s" % OLD),
                               config_map(GW, OLD)]}
     result.update(overrides)
@@ -157,18 +160,6 @@ def run_prune(st, helm=None, cluster=None, revision=OLD, diff=False):
                    *prune(cluster, helm, changes, st, revision, "istio-system", diff))
 
 
-def test_label_selectors_match_as_kubernetes_matches_them():
-    labels = {"app": "gw", "istio": "ingressgateway"}
-    assert selects({"matchLabels": {"app": "gw"}}, labels)
-    assert not selects({"matchLabels": {"app": "other"}}, labels)
-    assert selects({"matchExpressions": [{"key": "istio", "operator": "In", "values": ["ingressgateway"]},
-                                         {"key": "x", "operator": "DoesNotExist"}]}, labels)
-    assert not selects({"matchExpressions": [{"key": "istio", "operator": "NotIn",
-                                              "values": ["ingressgateway"]}]}, labels)
-    assert not selects({"matchExpressions": [{"key": "x", "operator": "Exists"}]}, labels)
-    assert not selects({}, labels)
-
-
 def test_an_unused_revision_goes_gateways_first_then_copies_then_istiod():
     out = run_prune(state())
     assert out.removed == ["release istio-gateways/istio-ingressgateway-1-30-dev",
@@ -198,8 +189,8 @@ def test_every_use_is_named_and_nothing_is_removed():
                      "mutating_webhooks": [revision_tags.tag_webhook_configuration("default", NEW),
                                            revision_tags.tag_webhook_configuration("prod-canary", OLD)],
                      "validating_webhooks": [revision_tags.default_validator_target(OLD)],
-                     "stable_services": [stable(OLD)]})
-    st["services"] += [service("shop", "legacy-gw", {"istio.io/rev": OLD, "app": "x"})]
+                     "services": services(stable_revision=OLD)})
+    st["mesh"]["services"] += [service("shop", "legacy-gw", {"istio.io/rev": OLD, "app": "x"})]
     removed_before = FakeHelm(ALL_RELEASES)
     with pytest.raises(PruneError) as error:
         run_prune(st, helm=removed_before)
@@ -214,7 +205,7 @@ def test_every_use_is_named_and_nothing_is_removed():
 
 def test_services_of_its_releases_and_tag_services_are_not_uses():
     st = state(mesh={"mutating_webhooks": [revision_tags.tag_webhook_configuration("default", NEW)]})
-    st["services"] += [revision_tags.tag_service("gone", OLD)]
+    st["mesh"]["services"] += [revision_tags.tag_service("gone", OLD)]
     assert revision_tags.tag_service("gone", OLD)["spec"]["selector"]["istio.io/rev"] == OLD
     out = run_prune(st)
     assert out.in_use == [] and len(out.removed) == 3

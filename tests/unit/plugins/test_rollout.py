@@ -25,8 +25,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.rollout import (
     restart_patch,
     rollout_progress,
     run_batches,
-    selector_matches,
-    selector_string,
     target_revision,
 )
 
@@ -80,7 +78,7 @@ def snapshot(revisions, tags, ready=True):
              for tag, rev in tags.items()]
     return MeshSnapshot({"kubernetes_version": "v1.35.4", "istio_namespace": "istio-system",
                          "namespaces": [], "pods": [], "deployments": deployments,
-                         "istio_services": [], "stable_services": [],
+                         "services": [],
                          "mutating_webhooks": hooks, "validating_webhooks": []})
 
 
@@ -127,31 +125,6 @@ def test_namespaces_get_the_tag_and_lose_istio_injection():
     assert relabel_patch({"metadata": {"labels": {"istio.io/rev": "prod-canary"}}}, "prod-stable") == {
         "metadata": {"labels": {"istio.io/rev": "prod-stable"}}}
     assert relabel_patch({"metadata": {"labels": {"istio.io/rev": "prod-stable"}}}, "prod-stable") is None
-
-
-# ---------------------------------------------------------------- selectors
-
-def test_label_selectors_as_policy_v1_reads_them():
-    labels = {"app": "cart", "tier": "web"}
-    assert selector_matches({"matchLabels": {"app": "cart"}}, labels)
-    assert not selector_matches({"matchLabels": {"app": "cart", "tier": "db"}}, labels)
-    assert selector_matches({"matchExpressions": [
-        {"key": "tier", "operator": "In", "values": ["web", "api"]},
-        {"key": "canary", "operator": "DoesNotExist"},
-        {"key": "app", "operator": "NotIn", "values": ["db"]},
-        {"key": "app", "operator": "Exists"}]}, labels)
-    assert not selector_matches({"matchExpressions": [{"key": "tier", "operator": "NotIn",
-                                                       "values": ["web"]}]}, labels)
-    assert selector_matches({}, labels), "an empty PDB selector selects every pod"
-    assert not selector_matches(None, labels), "a null PDB selector selects none"
-
-
-def test_selectors_become_query_strings():
-    assert selector_string({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [
-        {"key": "c", "operator": "In", "values": ["x", "y"]},
-        {"key": "d", "operator": "NotIn", "values": ["z"]},
-        {"key": "e", "operator": "Exists"}, {"key": "f", "operator": "DoesNotExist"}]}) == \
-        "a=1,b=2,c in (x,y),d notin (z),e,!f"
 
 
 # ---------------------------------------------------------------- planning

@@ -18,7 +18,8 @@ def gateway(revision, ready=2):
 
 
 def stable(revision):
-    return {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-gateways"},
+    return {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-gateways",
+                         "labels": {"meshfleet.io/stable-gateway": "istio-ingressgateway"}},
             "spec": {"type": "LoadBalancer",
                      "selector": {"istio": "ingressgateway", "istio.io/rev": revision}}}
 
@@ -30,9 +31,8 @@ def owned(p, kind):
 
 def old_cluster(**overrides):
     base = dict(deployments=[istiod("1-30-dev", "1.30-dev"), gateway("1-30-dev")],
-                istio_services=[service("istiod-1-30-dev")],
+                services=[service("istiod-1-30-dev"), stable("1-30-dev")],
                 mutating_webhooks=tags(default="1-30-dev", prod_stable="1-30-dev"),
-                stable_services=[stable("1-30-dev")],
                 pods=[owned(pod("shop", "web-1", "1-30-dev"), "ReplicaSet")])
     base.update(overrides)
     return snapshot(**base)
@@ -52,9 +52,8 @@ def test_an_old_cluster_has_every_step_pending():
 
 def test_a_cluster_at_the_target_plans_nothing():
     done = snapshot(deployments=[istiod("1-31-0", "1.31.0"), gateway("1-31-0")],
-                    istio_services=[service("istiod-1-31-0")],
+                    services=[service("istiod-1-31-0"), stable("1-31-0")],
                     mutating_webhooks=tags(default="1-31-0", prod_stable="1-31-0"),
-                    stable_services=[stable("1-31-0")],
                     pods=[owned(pod("shop", "web-1", "1-31-0"), "ReplicaSet")])
     assert plan(done, "1.31.0")["pending"] == []
 
@@ -70,7 +69,7 @@ def test_pods_no_rollout_can_move_need_a_hand_instead_of_blocking():
     stuck = old_cluster(deployments=[istiod("1-30-dev", "1.30-dev"), istiod("1-31-0", "1.31.0"),
                                      gateway("1-31-0")],
                         mutating_webhooks=tags(default="1-31-0", prod_stable="1-31-0"),
-                        stable_services=[stable("1-31-0")],
+                        services=[service("istiod-1-30-dev"), stable("1-31-0")],
                         pods=[pod("shop", "bare", "1-30-dev")])
     result = plan(stuck, "1.31.0")
     assert result["pending"] == []
@@ -113,3 +112,16 @@ def test_a_data_plane_ahead_of_the_target_is_refused():
 def test_no_istio_means_install_first():
     with pytest.raises(PlanError, match="install"):
         plan(snapshot(deployments=[], mutating_webhooks=[]), "1.31.0")
+
+
+def test_a_bare_pod_labelled_with_the_old_revision_needs_a_hand_as_the_in_use_rule_says():
+    labelled = pod("shop", "bare")
+    labelled["metadata"]["labels"]["istio.io/rev"] = "1-30-dev"
+    stuck = old_cluster(deployments=[istiod("1-30-dev", "1.30-dev"), istiod("1-31-0", "1.31.0"),
+                                     gateway("1-31-0")],
+                        mutating_webhooks=tags(default="1-31-0", prod_stable="1-31-0"),
+                        services=[service("istiod-1-30-dev"), stable("1-31-0")],
+                        pods=[labelled])
+    result = plan(stuck, "1.31.0")
+    assert states(result)["prune"] == "needs_a_hand"
+    assert "shop/bare (Pod)" in result["needs_a_hand"][0]

@@ -1,0 +1,15 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfleet contributors
+# Apache License 2.0 (see LICENSE)
+"""The labels and object names by which Istio (and meshfleet's stable gateway Services) tie
+objects to revisions."""
+
+from __future__ import annotations
+
+REV_LABEL = "istio.io/rev"
+TAG_LABEL = "istio.io/tag"
+INJECTION_LABEL = "istio-injection"
+INJECT_LABEL = "sidecar.istio.io/inject"
+STABLE_SERVICE_LABEL = "meshfleet.io/stable-gateway"
+VALIDATOR = "istiod-default-validator"
+LEGACY_INJECTOR = "istio-sidecar-injector"

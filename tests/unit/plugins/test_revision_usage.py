@@ -1,0 +1,114 @@
+"""The one in-use rule, and that the status report (mesh_info's facts) and revision_prune's
+refusal give the same reasons for the same read."""
+
+import pytest
+
+from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags
+from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import MeshSnapshot
+from ansible_collections.meshfleet.istio.plugins.module_utils.revision_prune import PruneError
+from ansible_collections.meshfleet.istio.plugins.module_utils.revision_usage import (
+    own_gateway_pods,
+    uses_of,
+)
+from tests.unit.plugins.test_revision_prune import (
+    GW,
+    NEW,
+    OLD,
+    pod,
+    run_prune,
+    service,
+    services,
+    state,
+)
+
+
+def namespace(name, **labels):
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def tagged(**pointing):
+    return [revision_tags.tag_webhook_configuration(tag.replace("_", "-"), revision)
+            for tag, revision in pointing.items()]
+
+
+def only_its_own_gateway_pods():
+    return state()
+
+
+def a_stable_service():
+    return state(mesh={"services": services(stable_revision=OLD)})
+
+
+def a_namespace_label():
+    return state(mesh={"namespaces": [namespace("shop", **{"istio.io/rev": OLD})]})
+
+
+def a_bare_pod():
+    return state(mesh={"pods": state()["mesh"]["pods"] + [pod("shop", "bare", annotation=OLD)]})
+
+
+def a_tag():
+    return state(mesh={"mutating_webhooks": tagged(default=NEW, prod_canary=OLD)})
+
+
+def the_validator():
+    return state(mesh={"validating_webhooks": [revision_tags.default_validator_target(OLD)]})
+
+
+CASES = [
+    (only_its_own_gateway_pods, []),
+    (a_stable_service, ["stable gateway Service istio-gateways/istio-ingressgateway selects it"]),
+    (a_namespace_label, ["namespace shop"]),
+    (a_bare_pod, ["pod shop/bare"]),
+    (a_tag, ["tag prod-canary"]),
+    (the_validator, ["validator istiod-default-validator"]),
+]
+
+
+def reported(st, revision=OLD):
+    """What the status report says uses the revision (mesh_info's facts)."""
+    return MeshSnapshot(st["mesh"]).facts()["revisions"][revision]["in_use"]
+
+
+def refused_for(st, revision=OLD):
+    """What revision_prune's refusal names ([] when it prunes)."""
+    try:
+        run_prune(st, revision=revision)
+    except PruneError as error:
+        return error.in_use
+    return []
+
+
+@pytest.mark.parametrize("scene, reasons", CASES, ids=[case[0].__name__ for case in CASES])
+def test_the_report_and_the_prune_give_the_same_reasons(scene, reasons):
+    st = scene()
+    assert uses_of(MeshSnapshot(st["mesh"]), OLD) == reasons
+    assert reported(st) == reasons
+    assert refused_for(st) == reasons
+
+
+def test_its_own_gateway_pods_are_found_by_their_deployments_selector():
+    assert own_gateway_pods(state()["mesh"], OLD) == {(GW, "istio-ingressgateway-1-30-dev-abc")}
+
+
+def test_a_tag_is_followed_by_namespaces_pods_and_services_but_its_own_service_is_not_a_use():
+    st = a_tag()
+    st["mesh"]["namespaces"] = [namespace("shop", **{"istio.io/rev": "prod-canary"})]
+    st["mesh"]["pods"] += [pod("lab", "probe", {"istio.io/rev": "prod-canary"}),
+                           pod("lab", "done", {"istio.io/rev": "prod-canary"}, phase="Succeeded")]
+    st["mesh"]["services"] += [revision_tags.tag_service("prod-canary", OLD),
+                               service("shop", "legacy", {"istio.io/rev": "prod-canary"})]
+    assert reported(st) == refused_for(st) == [
+        "tag prod-canary", "namespace shop", "pod lab/probe", "Service shop/legacy selects it"]
+
+
+def test_injection_enabled_goes_through_the_default_tag():
+    st = state(mesh={"mutating_webhooks": tagged(default=OLD),
+                     "namespaces": [namespace("shop", **{"istio-injection": "enabled"})]})
+    assert reported(st) == refused_for(st) == ["tag default", "namespace shop"]
+
+
+def test_a_service_of_its_releases_or_named_after_them_is_not_a_use():
+    unannotated = service(GW, "istio-ingressgateway-%s" % OLD, {"istio.io/rev": OLD})
+    st = state(mesh={"services": [unannotated]})
+    assert reported(st) == []
