@@ -9,7 +9,7 @@ namespaces, pods by the revision that really injected them, gateways, webhooks.
 
 from __future__ import annotations
 
-from ansible_collections.meshfleet.istio.plugins.module_utils import revision_usage
+from ansible_collections.meshfleet.istio.plugins.module_utils import injectors, revision_usage
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     INJECTION_LABEL,
     REV_LABEL,
@@ -25,6 +25,10 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import
     spec_of,
     status_of,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import (
+    service_selects,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import is_ready
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
     LEASE_API,
     LEASE_NAME,
@@ -40,8 +44,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
 )
 
 OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
-NEVER_MATCH = {"matchExpressions": [{"key": "istio.io/deactivated", "operator": "In",
-                                     "values": ["never-match"]}]}
+MAX_NAMED = 3  # pods a problem names before it only counts them
 
 
 def read_cluster(cluster, istio_namespace="istio-system"):
@@ -241,7 +244,7 @@ class MeshSnapshot(object):
                 if ("sidecar-injector.istio.io" in hook.get("name", "")
                         and service.get("namespace") == self.istio_namespace
                         and not self.service_exists(service.get("name", ""))
-                        and not is_neutralised(hook)):
+                        and not injectors.is_neutralised(hook)):
                     orphans.append({"configuration": meta_of(mwc)["name"],
                                     "service": service.get("name", "")})
                     break
@@ -335,6 +338,73 @@ class MeshSnapshot(object):
         for orphan in self.orphaned_webhooks():
             found.append("webhook configuration %s targets missing Service %s"
                          % (orphan["configuration"], orphan["service"]))
+        return found + self.injection_problems() + self.gateway_service_problems()
+
+    # ------------------------------------------------------------ the invariants
+
+    def injection_problems(self):
+        """Namespaces that ask for injection without exactly one injector of a Ready revision,
+        and pods there that run without a sidecar."""
+        hooks = injectors.injector_hooks(self.raw["mutating_webhooks"])
+        found = []
+        for namespace in self.raw["namespaces"]:
+            labels = labels_of(namespace)
+            if not injectors.asks_for_injection(labels):
+                continue
+            name = meta_of(namespace)["name"]
+            injector_problem = self._injector_problem(name, labels,
+                                                      injectors.injectors_of(hooks, labels, {}))
+            found += [injector_problem] if injector_problem else []
+            found += self._sidecarless_pods_problem(name)
+        return found
+
+    def _injector_problem(self, name, labels, serving):
+        asked = ("istio-injection=enabled" if labels.get(INJECTION_LABEL) == "enabled"
+                 else "istio.io/rev=%s" % labels.get(REV_LABEL))
+        if not serving:
+            return ("namespace %s asks for injection (%s) but no injection webhook selects it: "
+                    "its new pods start without a sidecar; %s"
+                    % (name, asked, self._missing_injector_way_out(labels)))
+        if len(serving) > 1:
+            configurations = ", ".join(sorted(pair[0] for pair in serving))
+            return ("namespace %s asks for injection (%s) and %d webhook configurations select "
+                    "it (%s): remove all but one" % (name, asked, len(serving), configurations))
+        configuration, revision = serving[0]
+        if not self.revisions.get(revision, {}).get("ready"):
+            return ("namespace %s asks for injection (%s) through %s, whose revision %s has no "
+                    "Ready istiod: pods created there fail or start without a sidecar"
+                    % (name, asked, configuration, revision or "(unknown)"))
+        return None
+
+    def _missing_injector_way_out(self, labels):
+        if labels.get(INJECTION_LABEL) == "enabled":
+            return "the default tag is missing: run install.yml to create it again"
+        return ("tag or revision %s does not exist: run install.yml, or label the namespace with "
+                "an installed revision or tag" % labels.get(REV_LABEL))
+
+    def _sidecarless_pods_problem(self, namespace):
+        pods = injectors.pods_without_sidecar(self.raw["pods"], namespace)
+        if not pods:
+            return []
+        named = ", ".join(pods[:MAX_NAMED]) + (", ..." if len(pods) > MAX_NAMED else "")
+        return ["namespace %s asks for injection but %d pod(s) run without a sidecar (%s): "
+                "restart their workloads to inject them" % (namespace, len(pods), named)]
+
+    def gateway_service_problems(self):
+        """Stable gateway Services that select no Ready pod."""
+        found = []
+        for service in self.stable_services():
+            selector = spec_of(service).get("selector") or {}
+            namespace = meta_of(service).get("namespace")
+            ready = [pod for pod in self.raw["pods"]
+                     if meta_of(pod).get("namespace") == namespace
+                     and service_selects(selector, labels_of(pod)) and is_ready(pod)]
+            if not ready:
+                found.append("stable gateway Service %s/%s selects no Ready pod (selector %s): "
+                             "traffic to it has nowhere to go"
+                             % (namespace, meta_of(service)["name"],
+                                ",".join("%s=%s" % item for item in sorted(selector.items()))
+                                or "none"))
         return found
 
 
@@ -353,13 +423,9 @@ def owner_kind(pod):
     return owners[0]["kind"] if owners else "Pod"
 
 
-def is_neutralised(hook):
-    return hook.get("namespaceSelector") == NEVER_MATCH or hook.get("objectSelector") == NEVER_MATCH
-
-
 def webhook_claims(hook):
     """What a sidecar-injector webhook matches, as comparable claims."""
-    if is_neutralised(hook):
+    if injectors.is_neutralised(hook):
         return []
     claims = []
     for selector_name in ("namespaceSelector", "objectSelector"):

@@ -16,7 +16,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import
     TAG_LABEL,
     VALIDATOR,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import NEVER_MATCH
+from ansible_collections.meshfleet.istio.plugins.module_utils.injectors import NEVER_MATCH
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfleet"}
 POD_RULES = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],

@@ -135,9 +135,13 @@ mesh:
                "resource_version": "5120", "summary": "... live (renewed 4s ago, expires in 116s)"}
     problems:
       description:
-        - Conditions that break installs or upgrades, in words. Also a run lock left stale or
-          expired by a run that died, and an upgrade that started or failed and was neither
-          finished nor rolled back.
+        - Conditions that break traffic, installs or upgrades, in words, each with the way out.
+        - A validator or tag pointing at what is not installed, overlapping or orphaned injection
+          webhooks, a namespace that asks for injection without exactly one injector of a Ready
+          revision, pods running without a sidecar where injection is asked, a stable gateway
+          Service that selects no Ready pod.
+        - Also a run lock left stale or expired by a run that died, and an upgrade that started
+          or failed and was neither finished nor rolled back.
       type: list
       elements: str
     upgrade_record:

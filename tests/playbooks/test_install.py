@@ -254,6 +254,91 @@ def test_status_fails_on_problems_when_asked(run_playbook, apis, tmp_path):
         adm.delete_mutating_webhook_configuration("istio-revision-tag-ghost")
 
 
+def status_problems(run_playbook, report_dir):
+    run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(report_dir)})
+    assert run.rc == 0, run.output[-3000:]
+    report = json.loads((report_dir / "fleet.json").read_text())
+    return {cluster: mesh["problems"] for cluster, mesh in report.items()}
+
+
+def test_status_finds_broken_injection_and_gateways_and_install_repairs_the_tag(
+        run_playbook, apis, tmp_path):
+    """A deleted default tag under an istio-injection=enabled namespace (cluster2), a pod that
+    runs without a sidecar where injection is asked (cluster1) and a stable Service selecting no
+    Ready pod (cluster3) are problems in the report; install.yml creates the default tag again."""
+    core1, core3 = client.CoreV1Api(apis["cluster1"]), client.CoreV1Api(apis["cluster3"])
+    core1.create_namespace({"metadata": {"name": "legacy"}})
+    core1.create_namespaced_pod("legacy", {"metadata": {"name": "bare"}, "spec": {
+        "containers": [{"name": "app", "image": "example.invalid/app:1"}]}})
+    core1.patch_namespace("legacy", {"metadata": {"labels": {"istio-injection": "enabled"}}})
+    adm2 = client.AdmissionregistrationV1Api(apis["cluster2"])
+    client.CoreV1Api(apis["cluster2"]).patch_namespace(
+        "storefront", {"metadata": {"labels": {"istio-injection": "enabled", "istio.io/rev": None}}})
+    adm2.delete_mutating_webhook_configuration("istio-revision-tag-default")
+    selector = core3.read_namespaced_service("istio-ingressgateway", "istio-gateways").spec.selector
+    core3.patch_namespaced_service("istio-ingressgateway", "istio-gateways",
+                                   {"spec": {"selector": {"istio.io/rev": "0-0-0"}}})
+    try:
+        problems = status_problems(run_playbook, tmp_path)
+        assert problems["cluster1"] == [
+            "namespace legacy asks for injection but 1 pod(s) run without a sidecar (bare): "
+            "restart their workloads to inject them"]
+        assert problems["cluster2"] == [
+            "namespace storefront asks for injection (istio-injection=enabled) but no injection "
+            "webhook selects it: its new pods start without a sidecar; the default tag is "
+            "missing: run install.yml to create it again"]
+        assert problems["cluster3"] == [
+            "stable gateway Service istio-gateways/istio-ingressgateway selects no Ready pod "
+            "(selector istio=ingressgateway,istio.io/rev=0-0-0): traffic to it has nowhere to go"]
+        repaired = run_playbook("install", host_vars=OVERRIDES, limit="cluster2")
+        assert repaired.rc == 0, repaired.output[-3000:]
+        adm2.read_mutating_webhook_configuration("istio-revision-tag-default")
+        labels = client.CoreV1Api(apis["cluster2"]).read_namespace("storefront").metadata.labels
+        assert labels.get("istio.io/rev") == "prod-stable" and "istio-injection" not in labels
+        assert status_problems(run_playbook, tmp_path)["cluster2"] == []
+    finally:
+        core3.patch_namespaced_service("istio-ingressgateway", "istio-gateways",
+                                       {"spec": {"selector": selector}})
+        core1.delete_namespace("legacy")
+        wait_until_gone(core1, "legacy")
+
+
+def test_install_points_a_validator_at_a_missing_service_back(run_playbook, apis):
+    adm = client.AdmissionregistrationV1Api(apis["cluster1"])
+    adm.patch_validating_webhook_configuration("istiod-default-validator", [
+        {"op": "replace", "path": "/webhooks/0/clientConfig/service/name", "value": "istiod-0-0-0"}])
+    run = run_playbook("install", host_vars=OVERRIDES, limit="cluster1")
+    assert run.rc == 0, run.output[-3000:]
+    assert run.changed()["cluster1"] > 0
+    validator = adm.read_validating_webhook_configuration("istiod-default-validator")
+    assert validator.webhooks[0].client_config.service.name == f"istiod-{REVISION}"
+
+
+def test_install_refuses_with_every_conflict_at_once_and_writes_nothing(run_playbook, apis,
+                                                                        write_counter):
+    """A stable tag pointing at a revision that is not installed and a legacy injector
+    overlapping the default tag: one refusal names both, before any write."""
+    adm = client.AdmissionregistrationV1Api(apis["cluster3"])
+    legacy = adm.read_mutating_webhook_configuration("istio-revision-tag-default")
+    adm.create_mutating_webhook_configuration({
+        "metadata": {"name": "istio-sidecar-injector"},
+        "webhooks": [client.ApiClient().sanitize_for_serialization(h) for h in legacy.webhooks]})
+    adm.create_mutating_webhook_configuration({"metadata": {
+        "name": "istio-revision-tag-ghost", "labels": {"istio.io/tag": "ghost", "istio.io/rev": "9-9-9"}}})
+    counter = write_counter()
+    try:
+        run = run_playbook("install", host_vars=OVERRIDES, limit="cluster3",
+                           extra_vars={"meshfleet_stable_tag": "ghost"})
+        assert run.rc != 0
+        assert "cluster3: 2 conflict(s) stop this install: injection webhooks overlap on " in run.output
+        assert ("tag ghost points at revision 9-9-9, which is not installed: move it to an "
+                "installed revision") in run.output, run.output[-3000:]
+        assert counter.writes()["cluster3"] == []
+    finally:
+        adm.delete_mutating_webhook_configuration("istio-sidecar-injector")
+        adm.delete_mutating_webhook_configuration("istio-revision-tag-ghost")
+
+
 def test_uninstall_refuses_while_workloads_have_sidecars(run_playbook, apis):
     core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
     core.create_namespace({"metadata": {"name": "shop", "labels": {"istio.io/rev": "prod-stable"}}})

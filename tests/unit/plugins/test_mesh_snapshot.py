@@ -150,3 +150,72 @@ def test_the_facts_carry_the_upgrade_record_with_its_history():
     facts = snapshot(upgrade_record=record).facts()["upgrade_record"]
     assert (facts["revision"], facts["phase"], facts["run_id"]) == ("1-31-0", "passed", "run-2")
     assert [h["phase"] for h in facts["history"]] == ["started", "passed"]
+
+
+def ready_pod(ns, name, labels, ready=True):
+    return {"metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": {}},
+            "status": {"phase": "Running",
+                       "conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def stable_service(selector):
+    return {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-gateways",
+                         "labels": {"meshfleet.io/stable-gateway": "true"}},
+            "spec": {"selector": selector}}
+
+
+def test_a_namespace_asking_for_a_missing_default_tag_is_a_problem_with_the_way_out():
+    snap = snapshot(namespaces=[namespace("shop", **{"istio-injection": "enabled"})],
+                    mutating_webhooks=[revision_tags.tag_webhook_configuration("prod-stable", "1-30-dev")])
+    assert snap.injection_problems() == [
+        "namespace shop asks for injection (istio-injection=enabled) but no injection webhook "
+        "selects it: its new pods start without a sidecar; the default tag is missing: run "
+        "install.yml to create it again"]
+
+
+def test_a_namespace_whose_injector_has_no_ready_istiod_is_a_problem():
+    snap = snapshot(namespaces=[namespace("shop", **{"istio.io/rev": "prod-stable"})],
+                    deployments=[istiod("1-30-dev", "1.30-dev", ready=0), istiod("1-31-0", "1.31.0")])
+    assert snap.injection_problems() == [
+        "namespace shop asks for injection (istio.io/rev=prod-stable) through "
+        "istio-revision-tag-prod-stable, whose revision 1-30-dev has no Ready istiod: pods "
+        "created there fail or start without a sidecar"]
+
+
+def test_a_namespace_with_two_injectors_is_a_problem():
+    second = revision_tags.tag_webhook_configuration("prod-stable", "1-31-0")
+    second["metadata"]["name"] = "hand-made-injector"
+    snap = snapshot(namespaces=[namespace("shop", **{"istio.io/rev": "prod-stable"})],
+                    mutating_webhooks=snapshot().raw["mutating_webhooks"] + [second])
+    (problem,) = snap.injection_problems()
+    assert "2 webhook configurations select it (hand-made-injector, istio-revision-tag-prod-stable)" in problem
+
+
+def test_pods_without_sidecar_where_injection_is_asked_are_a_problem():
+    snap = snapshot(namespaces=[namespace("shop", **{"istio.io/rev": "prod-stable"}),
+                                namespace("plain")],
+                    pods=[pod("shop", "web-1"), pod("shop", "web-2", "1-30-dev"), pod("plain", "x")])
+    assert snap.injection_problems() == [
+        "namespace shop asks for injection but 1 pod(s) run without a sidecar (web-1): restart "
+        "their workloads to inject them"]
+
+
+def test_a_healthy_mesh_has_no_injection_problem():
+    snap = snapshot(namespaces=[namespace("shop", **{"istio.io/rev": "prod-stable"}),
+                                namespace("legacy", **{"istio-injection": "enabled"})],
+                    pods=[pod("shop", "web-1", "1-30-dev"), pod("legacy", "old", "1-31-0")])
+    assert snap.injection_problems() == []
+
+
+def test_a_stable_gateway_service_without_ready_pods_is_a_problem():
+    selector = {"istio": "ingressgateway", "istio.io/rev": "1-31-0"}
+    labels = dict(selector, app="istio-ingressgateway")
+    healthy = snapshot(services=snapshot().raw["services"] + [stable_service(selector)],
+                       pods=[ready_pod("istio-gateways", "gw-1", labels)])
+    assert healthy.gateway_service_problems() == []
+    not_ready = snapshot(services=snapshot().raw["services"] + [stable_service(selector)],
+                         pods=[ready_pod("istio-gateways", "gw-1", labels, ready=False),
+                               ready_pod("elsewhere", "gw-2", labels)])
+    assert not_ready.gateway_service_problems() == [
+        "stable gateway Service istio-gateways/istio-ingressgateway selects no Ready pod "
+        "(selector istio=ingressgateway,istio.io/rev=1-31-0): traffic to it has nowhere to go"]
