@@ -9,8 +9,25 @@ from kubernetes import client
 from tests.conftest import api_client
 
 
+# What the apiserver would admit in a namespace at this moment: created as a server-side dry run,
+# so it passes the injection webhooks (and comes back injected) without being stored.
+PROBE_POD = {"metadata": {"generateName": "mesh-watch-probe-"},
+             "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}
+
+
+def asks_for_injection(labels):
+    """istio-injection=enabled, or istio.io/rev without an istio-injection label."""
+    if "istio-injection" in labels:
+        return labels["istio-injection"] == "enabled"
+    return bool(labels.get("istio.io/rev"))
+
+
 class MeshWatch:
-    """Polls each cluster while active; `violations` lists what was ever found broken."""
+    """Polls each cluster while active; `violations` lists what was ever found broken.
+
+    Every poll also creates a pod as a server-side dry run in every namespace that asks for
+    injection: it must come back injected, so injection never lapses (`injection_probes` counts
+    the probes that came back injected)."""
 
     def __init__(self, fleet, old_revision, interval=1.0):
         self.apis = {c.spec.name: api_client(fleet, c.spec.name) for c in fleet.clusters}
@@ -18,6 +35,7 @@ class MeshWatch:
         self.interval = interval
         self.violations = []
         self.seen = set()
+        self.injection_probes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -58,6 +76,9 @@ class MeshWatch:
             if revision not in ready:
                 self.violations.append(f"{name}: namespace {ns.metadata.name} selects {label} -> "
                                        f"{revision}, which is not Ready")
+        for ns in core.list_namespace().items:
+            if ns.status.phase != "Terminating" and asks_for_injection(ns.metadata.labels or {}):
+                self.probe_injection(name, core, ns.metadata.name, installed)
         for svc in core.list_service_for_all_namespaces(
                 label_selector="meshfleet.io/stable-gateway").items:
             selector = ",".join(f"{k}={v}" for k, v in svc.spec.selector.items())
@@ -73,6 +94,23 @@ class MeshWatch:
             if users or self.old_revision in tags.values():
                 self.violations.append(f"{name}: {self.old_revision} removed while used by "
                                        f"{users or 'a tag'}")
+
+
+    def probe_injection(self, name, core, namespace, installed):
+        try:
+            pod = core.create_namespaced_pod(namespace, PROBE_POD, dry_run="All")
+        except client.ApiException as error:
+            if error.status == 404 or "being terminated" in (error.body or ""):
+                return  # the namespace went away meanwhile
+            self.violations.append(f"{name}: a pod created in {namespace} would be refused: "
+                                   f"{error.status} {(error.body or '')[:300]}")
+            return
+        injected = (pod.metadata.annotations or {}).get("istio.io/rev")
+        if injected not in installed:
+            self.violations.append(f"{name}: a pod created in {namespace} would start "
+                                   f"{'without a sidecar' if not injected else 'injected by ' + injected}")
+            return
+        self.injection_probes += 1
 
 
 def _ready(pod):

@@ -122,6 +122,7 @@ def test_upgrade_moves_every_movable_workload_with_proof_at_every_step(run_playb
         run = run_playbook("upgrade", extra_vars=UPGRADE)
     assert run.rc == 0, run.output[-5000:]
     assert watch.violations == []
+    assert watch.injection_probes > 0, "the watcher never probed injection"
     assert len({tag for _, _, tag in watch.seen}) >= 2, "the watcher never saw the tag move"
     for name, api in apis.items():
         assert mesh_tags(api) == {"default": NEW, "prod-stable": NEW}
