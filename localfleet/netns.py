@@ -40,12 +40,23 @@ def delete(name: str) -> None:
         _ip("netns", "delete", name, check=False)
 
 
+_ORIGINAL = {}  # the network namespace this process started in, kept open once it left it
+
+
+def original_namespace_fd():
+    """An open descriptor of the namespace this process was in before its first enter() (None
+    while it never entered one): a child given it (pass_fds) can go back there with nsenter."""
+    return _ORIGINAL.get("fd")
+
+
 def enter(name: str) -> None:
     """Move the calling process (and every child it starts later) into the namespace."""
     if not exists(name):
         raise FleetError(f"network namespace {name} does not exist: is the fleet up?")
     if current_is(name):
         return
+    if "fd" not in _ORIGINAL:
+        _ORIGINAL["fd"] = os.open("/proc/self/ns/net", os.O_RDONLY)
     fd = os.open(NETNS_DIR / name, os.O_RDONLY)
     try:
         os.setns(fd, os.CLONE_NEWNET)

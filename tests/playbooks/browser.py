@@ -17,6 +17,8 @@ from pathlib import Path
 
 import websocket
 
+from localfleet import netns
+
 NO_NETWORK = ["--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-default-apps", "--disable-extensions", "--no-first-run",
               "--no-default-browser-check", "--disable-domain-reliability",
@@ -25,19 +27,21 @@ NO_NETWORK = ["--disable-background-networking", "--disable-component-update", "
 
 
 def chromium_path():
-    """The chromium binary; installed from Debian's packages (as root) when missing. apt runs in
-    the host's network namespace, since a test process may already be inside a fleet's."""
+    """The chromium binary; installed from Debian's packages (as root) when missing (hack/test
+    installs it before pytest). apt runs in the namespace the test process started in, since it
+    may already be inside a fleet's."""
     found = shutil.which("chromium")
     if found:
         return found
     if os.geteuid() != 0:
         raise RuntimeError("chromium is not installed and this is not root: apt-get install chromium")
-    outside = []
-    if os.stat("/proc/self/ns/net").st_ino != os.stat("/proc/1/ns/net").st_ino:
-        outside = ["nsenter", "--net=/proc/1/ns/net"]
+    # The namespace this process started in (a test process may be inside a fleet's by now).
+    original = netns.original_namespace_fd()
+    outside = ["nsenter", f"--net=/proc/self/fd/{original}"] if original is not None else []
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        proc = subprocess.run(outside + command, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(outside + command, env=env, capture_output=True, text=True,
+                              check=False, pass_fds=(original,) if original is not None else ())
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return shutil.which("chromium")
