@@ -59,7 +59,9 @@ options:
     choices: [present, absent]
     default: present
   wait:
-    description: Wait until the release's objects are ready (C(helm --wait)).
+    description:
+      - Wait until the release's objects are ready (C(helm --wait)).
+      - With O(state=absent), wait until they are deleted (C(helm uninstall --wait)).
     type: bool
     default: false
   wait_timeout:
@@ -126,6 +128,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     deploy,
     needs_upgrade,
     recover_interrupted,
+    remove_release,
     write_values,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockError
@@ -154,7 +157,8 @@ def remove(module, helm, release, namespace):
     if module._diff:
         result["diff"] = dict(before=helm.manifest(release, namespace), after="")
     if not module.check_mode:
-        helm.run(["uninstall", release, "-n", namespace, "--wait"])
+        remove_release(helm, release, namespace, module.params["wait"],
+                       module.params["wait_timeout"])
     return result
 
 
