@@ -253,13 +253,13 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
     VersionError,
     check_revision_name,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.rollout import (
-    MigrationError,
-    WorkloadApi,
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_api import WorkloadApi
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_migrate import (
     check_options,
     migrate,
     target_revision,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import MigrationError
 
 ARGUMENT_SPEC = dict(
     namespaces=dict(type="list", elements="str", required=True),
