@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 try:
-    from kubernetes.dynamic.exceptions import (  # noqa: F401 (re-exported)
+    from kubernetes.dynamic.exceptions import (  # noqa: F401 pylint: disable=unused-import
         ConflictError,
         NotFoundError,
         ResourceNotFoundError,

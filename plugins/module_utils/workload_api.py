@@ -12,14 +12,16 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions im
     TooManyRequestsError,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import selector_string
-from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import LISTED_KINDS, controller_ref
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import (
+    LISTED_KINDS,
+    controller_ref,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.workload_replacement import (
     EVICTED,
     GONE,
     REFUSED,
     restart_patch,
 )
-
 
 
 class WorkloadApi(object):

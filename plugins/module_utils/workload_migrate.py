@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import INJECTION_LABEL, REV_LABEL
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
+    INJECTION_LABEL,
+    REV_LABEL,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import labels_of, meta_of
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import (
@@ -17,7 +20,11 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan impo
     not_moved,
     plan_namespace,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.workload_replacement import SKIPPED, TIMED_OUT, replacement_for
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_replacement import (
+    SKIPPED,
+    TIMED_OUT,
+    replacement_for,
+)
 
 POLL_SECONDS = 1.0
 

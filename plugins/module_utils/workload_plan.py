@@ -15,6 +15,7 @@ Pure functions on plain dicts.
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import REV_LABEL
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     annotations_of,
@@ -32,7 +33,7 @@ LISTED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"), ("batch/v1", "Job"),
                 ("policy/v1", "PodDisruptionBudget"))
 
 
-class MigrationError(ValueError):
+class MigrationError(MeshfleetError, ValueError):
     """A migration meshfleet refuses, with the way out in its message."""
 
 

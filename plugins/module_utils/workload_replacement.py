@@ -12,9 +12,19 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import meta_of, spec_of, status_of
-from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import is_ready, is_terminating
-from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import MigrationError, count_revisions
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    meta_of,
+    spec_of,
+    status_of,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import (
+    is_ready,
+    is_terminating,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import (
+    MigrationError,
+    count_revisions,
+)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 PENDING, RUNNING, DONE, TIMED_OUT, SKIPPED = "pending", "running", "done", "timed-out", "skipped"
