@@ -14,16 +14,16 @@ import json
 import os
 import tempfile
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.access import (
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial, unreachable
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
+    MeshfleetError,
     cluster_name,
-    denial,
-    unreachable,
 )
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 
 
-class HelmError(Exception):
+class HelmError(MeshfleetError):
     pass
 
 
