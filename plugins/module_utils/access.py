@@ -17,7 +17,7 @@ import json
 import re
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockError
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import cluster_name
 
 ROLES_HINT = ("grant it (see rbac/meshfleet-clusterrole.yml and rbac/meshfleet-role.yml of "
               "meshfleet.istio, docs/rbac.md)")
@@ -111,11 +111,6 @@ def unreachable(cluster, text, server=""):
         cluster, server or "the kubeconfig's server", cause or "no answer", UNREACHABLE_HINT)
 
 
-def cluster_name(params):
-    """How messages name the cluster: the kubeconfig context the task uses."""
-    return (params or {}).get("context") or "the kubeconfig's current context"
-
-
 def exception_text(error):
     """The message of the apiserver's Status in a client error's body, else the error's text."""
     body = getattr(error, "body", None)
@@ -134,8 +129,6 @@ class AccessModule(AnsibleK8SModule):
     an API server it cannot reach with `unreachable`'s."""
 
     def fail_from_exception(self, exception):
-        if isinstance(exception, LockError):
-            return self.fail_json(msg="%s: %s" % (cluster_name(self.params), exception))
         if getattr(exception, "status", None) == 403:
             message = denial(cluster_name(self.params), exception_text(exception))
             if message:

@@ -15,6 +15,7 @@ rollback.
 from __future__ import annotations
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import object_ref
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import REV_LABEL
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import spec_of
 from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import (
@@ -23,7 +24,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector imp
 from ansible_collections.meshfleet.istio.plugins.module_utils.pod_readiness import is_ready
 
 
-class CutoverError(ValueError):
+class CutoverError(MeshfleetError, ValueError):
     """A cut-over meshfleet refuses, with the way out in its message; `not_ready` when the only
     reason is too few Ready gateway pods of the target revision."""
 

@@ -14,16 +14,16 @@ import json
 import os
 import tempfile
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.access import (
+from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial, unreachable
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
+    MeshfleetError,
     cluster_name,
-    denial,
-    unreachable,
 )
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 
 
-class HelmError(Exception):
+class HelmError(MeshfleetError):
     pass
 
 
@@ -155,9 +155,15 @@ def recover_interrupted(helm, release, namespace, metadata):
         helm.run(["rollback", release, "-n", namespace, "--wait"])
 
 
+def wait_args(wait, timeout):
+    return ["--wait", "--timeout", timeout] if wait else []
+
+
+def remove_release(helm, release, namespace, wait, timeout):
+    helm.run(["uninstall", release, "-n", namespace] + wait_args(wait, timeout))
+
+
 def deploy(helm, release, namespace, chart, values_file, wait, timeout):
     args = ["upgrade", "--install", release, chart.ref, "-n", namespace, "-f", values_file]
-    args += chart.source_args()
-    if wait:
-        args += ["--wait", "--timeout", timeout]
+    args += chart.source_args() + wait_args(wait, timeout)
     helm.run(args)

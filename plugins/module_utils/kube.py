@@ -12,21 +12,15 @@ from __future__ import annotations
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import AccessModule
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
+    NotFoundError,
+    ResourceNotFoundError,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.lock_keeper import (
     LockKeeper,
     stop_with_controller,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import DEFAULT_TTL
-
-try:
-    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-
-    class NotFoundError(Exception):
-        pass
-
-    class ResourceNotFoundError(Exception):
-        pass
 
 FIELD_MANAGER = "meshfleet"
 DRY_RUN = "All"

@@ -19,6 +19,10 @@ import ssl
 import threading
 import time
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
+    ConflictError,
+    NotFoundError,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
     DEFAULT_TTL,
     LEASE_API,
@@ -33,16 +37,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import (
     renew_interval,
     renewed_body,
 )
-
-try:
-    from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-
-    class ConflictError(Exception):
-        pass
-
-    class NotFoundError(Exception):
-        pass
 
 CONTROLLER_NAMES = ("ansible-playbook", "ansible")
 # Seconds between two reads of the Lease before writes of one module.

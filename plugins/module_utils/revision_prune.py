@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import HelmError
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import REV_LABEL
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
@@ -42,11 +43,11 @@ NOT_FOR_HELM = ("host", "api_key", "username", "password", "client_cert", "clien
                 "impersonate_user", "impersonate_groups")
 
 
-class PruneError(ValueError):
+class PruneError(MeshfleetError, ValueError):
     """A prune meshfleet refuses, with what stands in the way in its message (and `in_use`)."""
 
     def __init__(self, message, in_use=()):
-        super(PruneError, self).__init__(message)
+        super().__init__(message, removed=[], in_use=list(in_use))
         self.in_use = list(in_use)
 
 

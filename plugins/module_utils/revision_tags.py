@@ -10,6 +10,7 @@ Pure functions; tests compare them with `helm template` of the real charts.
 
 from __future__ import annotations
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     LEGACY_INJECTOR,
     REV_LABEL,
@@ -160,7 +161,7 @@ def tag_objects(tag, revision, istio_namespace="istio-system", with_service=True
     return objects
 
 
-class TagError(ValueError):
+class TagError(MeshfleetError, ValueError):
     """A tag operation meshfleet refuses, with the way out in its message."""
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.(?P<patch>\d+)|-(?P<build>dev))$")
 
 
-class VersionError(ValueError):
+class VersionError(MeshfleetError, ValueError):
     """An Istio version or revision name that cannot be used."""
 
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import datetime
 
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
+    MeshfleetError,
+    cluster_name,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     annotations_of,
     meta_of,
@@ -34,8 +38,11 @@ DEFAULT_TTL = 120
 MISSED_RENEWALS = 3
 
 
-class LockError(Exception):
+class LockError(MeshfleetError):
     """This run may not write to the cluster under its lock."""
+
+    def message(self, params):
+        return "%s: %s" % (cluster_name(params), self)
 
 
 class LockHeld(LockError):

@@ -114,7 +114,9 @@ canaries:
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import unreachable
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
     RECORD_API,
     RECORD_NAME,
@@ -157,17 +159,21 @@ def read_canary(module, canary):
     return CanaryRecord(label, record_of(configmap))
 
 
-def main():
-    module = k8s_module(ARGUMENT_SPEC)
+def hold_or_open(module):
     params = module.params
     wave = params["canaries"] + [dict(name=c, context=c) for c in params["canary_contexts"]]
     canaries = [read_canary(module, canary) for canary in wave]
     state = gate_state(canaries, params["revision"], params["since"])
     result = dict(changed=False, state=state, canaries=[c.as_dict() for c in canaries])
     if state != "open":
-        module.fail_json(msg=gate_message(params["cluster"], params["revision"], canaries),
-                         **result)
-    module.exit_json(**result)
+        raise MeshfleetError(gate_message(params["cluster"], params["revision"], canaries),
+                             **result)
+    return result
+
+
+def main():
+    # Only the canary clusters are read, each through its own context: no connection here.
+    run_module(k8s_module(ARGUMENT_SPEC), hold_or_open, connect=None)
 
 
 if __name__ == "__main__":

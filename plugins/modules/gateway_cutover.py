@@ -120,11 +120,9 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.gateway_services i
     cut_over,
     predict_cut_over,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
-    VersionError,
-    check_revision_name,
-)
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -153,14 +151,7 @@ def run(module, cluster):
 
 
 def main():
-    module = k8s_module(ARGUMENT_SPEC)
-    try:
-        result = run(module, Cluster(module))
-    except (CutoverError, VersionError) as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(**result)
+    run_module(k8s_module(ARGUMENT_SPEC), run)
 
 
 if __name__ == "__main__":

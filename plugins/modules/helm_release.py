@@ -59,7 +59,9 @@ options:
     choices: [present, absent]
     default: present
   wait:
-    description: Wait until the release's objects are ready (C(helm --wait)).
+    description:
+      - Wait until the release's objects are ready (C(helm --wait)).
+      - With O(state=absent), wait until they are deleted (C(helm uninstall --wait)).
     type: bool
     default: false
   wait_timeout:
@@ -111,12 +113,7 @@ release:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.access import cluster_name
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import (
-    RUN_LOCK_ARG_SPEC,
-    run_lock_keeper_of_kubeconfig,
-)
-
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     AccessDenied,
     Chart,
@@ -126,9 +123,14 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
     deploy,
     needs_upgrade,
     recover_interrupted,
+    remove_release,
     write_values,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockError
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import (
+    RUN_LOCK_ARG_SPEC,
+    run_lock_keeper_of_kubeconfig,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
     release_name=dict(type="str", required=True),
@@ -154,7 +156,8 @@ def remove(module, helm, release, namespace):
     if module._diff:
         result["diff"] = dict(before=helm.manifest(release, namespace), after="")
     if not module.check_mode:
-        helm.run(["uninstall", release, "-n", namespace, "--wait"])
+        remove_release(helm, release, namespace, module.params["wait"],
+                       module.params["wait_timeout"])
     return result
 
 
@@ -187,29 +190,34 @@ def converge(module, helm, release, namespace):
         module.cleanup(values_file)
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           required_if=[("state", "present", ["chart_ref"])])
+def release_helm(module):
     params = module.params
     binary = module.get_bin_path(params["binary_path"], required=True)
     keeper = run_lock_keeper_of_kubeconfig(module, params["kubeconfig"], params["context"])
-    helm = Helm(module, binary, params["kubeconfig"], params["context"],
+    return Helm(module, binary, params["kubeconfig"], params["context"],
                 before_write=keeper.before_write if keeper else None)
+
+
+def apply_state(module):
+    params = module.params
+    helm = release_helm(module)
+    release, namespace = params["release_name"], params["release_namespace"]
     try:
         if params["state"] == "absent":
-            result = remove(module, helm, params["release_name"], params["release_namespace"])
-        else:
-            result = converge(module, helm, params["release_name"], params["release_namespace"])
+            return remove(module, helm, release, namespace)
+        return converge(module, helm, release, namespace)
     except AccessDenied as error:
-        module.fail_json(msg=str(error), status=403)
-    except LockError as error:
-        module.fail_json(msg="%s: %s" % (cluster_name(params), error))
-    except Unreachable as error:
-        module.fail_json(msg=str(error))
+        raise MeshfleetError(str(error), status=403) from error
+    except Unreachable:  # its message names the cluster and what to check
+        raise
     except HelmError as error:
-        module.fail_json(msg="%s/%s: %s" % (params["release_namespace"], params["release_name"],
-                                            error))
-    module.exit_json(**result)
+        raise HelmError("%s/%s: %s" % (namespace, release, error)) from error
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("state", "present", ["chart_ref"])])
+    run_module(module, apply_state, connect=None)
 
 
 if __name__ == "__main__":

@@ -155,20 +155,22 @@ mesh:
                             "updated": "2026-11-26T16:05:00Z"}]}
 """
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
     MeshSnapshot,
     read_cluster,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
+
+
+def read_mesh(module, cluster):
+    raw = read_cluster(cluster, module.params["istio_namespace"])
+    return dict(changed=False, mesh=MeshSnapshot(raw).facts())
 
 
 def main():
     module = k8s_module(dict(istio_namespace=dict(type="str", default="istio-system")))
-    try:
-        raw = read_cluster(Cluster(module), module.params["istio_namespace"])
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(changed=False, mesh=MeshSnapshot(raw).facts())
+    run_module(module, read_mesh)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ objects:
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 
 ARGUMENT_SPEC = dict(
     definitions=dict(type="list", elements="dict", required=True),
@@ -101,7 +103,7 @@ def check_definition(definition):
     if not (definition.get("metadata") or {}).get("name"):
         missing.append("metadata.name")
     if missing:
-        raise ValueError("definition %s lacks %s" % (definition, ", ".join(missing)))
+        raise MeshfleetError("definition %s lacks %s" % (definition, ", ".join(missing)))
 
 
 def run(module, cluster):
@@ -119,14 +121,7 @@ def run(module, cluster):
 
 
 def main():
-    module = k8s_module(ARGUMENT_SPEC)
-    try:
-        result = run(module, Cluster(module))
-    except ValueError as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(**result)
+    run_module(k8s_module(ARGUMENT_SPEC), run)
 
 
 if __name__ == "__main__":

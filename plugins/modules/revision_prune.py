@@ -117,18 +117,16 @@ import os
 import tempfile
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
-from ansible_collections.meshfleet.istio.plugins.module_utils.helm import Helm, HelmError
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.helm import Helm
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.revision_prune import (
     PruneError,
     helm_connection,
     prune,
     read_state,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
-    VersionError,
-    check_revision_name,
-)
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
 ARGUMENT_SPEC = dict(
     revision=dict(type="str", required=True),
@@ -159,6 +157,14 @@ def make_helm(module, cluster):
 
 
 def run(module, cluster):
+    try:
+        return prune_revision(module, cluster)
+    except PruneError as error:
+        error.result["revision"] = module.params["revision"]
+        raise
+
+
+def prune_revision(module, cluster):
     params = module.params
     revision = check_revision_name(params["revision"])
     helm = make_helm(module, cluster)
@@ -177,17 +183,7 @@ def run(module, cluster):
 
 
 def main():
-    module = k8s_module(ARGUMENT_SPEC)
-    try:
-        result = run(module, Cluster(module))
-    except PruneError as error:
-        module.fail_json(msg=str(error), revision=module.params["revision"], removed=[],
-                         in_use=error.in_use)
-    except (VersionError, HelmError) as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(**result)
+    run_module(k8s_module(ARGUMENT_SPEC), run)
 
 
 if __name__ == "__main__":

@@ -109,20 +109,17 @@ objects:
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
     MeshSnapshot,
     read_cluster,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.revision_tags import (
-    TagError,
     remove_tag,
     set_tag,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
-    VersionError,
-    check_revision_name,
-)
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
 ARGUMENT_SPEC = dict(
     tag=dict(type="str", required=True),
@@ -150,13 +147,7 @@ def run(module, cluster):
 
 def main():
     module = k8s_module(ARGUMENT_SPEC, required_if=[("state", "present", ["revision"])])
-    try:
-        result = run(module, Cluster(module))
-    except (TagError, VersionError) as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

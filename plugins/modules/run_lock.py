@@ -113,8 +113,10 @@ previous_holder:
   type: str
 """
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.lock_keeper import LockKeeper
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockHeld, LockMoved
 
 ARGUMENT_SPEC = dict(
@@ -152,19 +154,20 @@ def lock_options(params):
     return options
 
 
+def hold_lock(module, cluster):
+    keeper = LockKeeper.from_params(cluster.client, lock_options(module.params))
+    try:
+        if module.params["state"] == "released":
+            return release(module, keeper)
+        return acquire(module, keeper)
+    except (LockHeld, LockMoved) as error:
+        # This module's own refusals name the holder; they need no cluster prefix.
+        raise MeshfleetError(str(error)) from error
+
+
 def main():
     module = k8s_module(ARGUMENT_SPEC, required_one_of=[("holder", "run_lock")])
-    try:
-        keeper = LockKeeper.from_params(Cluster(module).client, lock_options(module.params))
-        if module.params["state"] == "released":
-            result = release(module, keeper)
-        else:
-            result = acquire(module, keeper)
-    except (LockHeld, LockMoved) as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(**result)
+    run_module(module, hold_lock)
 
 
 if __name__ == "__main__":

@@ -125,12 +125,12 @@ plan:
       elements: str
 """
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
     MeshSnapshot,
     read_cluster,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import VersionError
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_plan import plan
 
 ARGUMENT_SPEC = dict(
@@ -142,18 +142,16 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main():
-    module = k8s_module(ARGUMENT_SPEC)
+def plan_upgrade(module, cluster):
     params = module.params
-    try:
-        snapshot = MeshSnapshot(read_cluster(Cluster(module), params["istio_namespace"]))
-        result = plan(snapshot, params["target_version"], params["stable_tag"],
-                      params["canary_tag"], params["max_minor_jump"])
-    except VersionError as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
-    module.exit_json(changed=False, plan=result, lock=snapshot.lock())
+    snapshot = MeshSnapshot(read_cluster(cluster, params["istio_namespace"]))
+    result = plan(snapshot, params["target_version"], params["stable_tag"],
+                  params["canary_tag"], params["max_minor_jump"])
+    return dict(changed=False, plan=result, lock=snapshot.lock())
+
+
+def main():
+    run_module(k8s_module(ARGUMENT_SPEC), plan_upgrade)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ previous:
   type: dict
 """
 
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
     PHASES,
     RECORD_API,
@@ -93,24 +94,23 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main():
-    module = k8s_module(ARGUMENT_SPEC)
+def record_phase(module, cluster):
     params = module.params
-    try:
-        cluster = Cluster(module)
-        configmap = cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
-        previous = record_facts(configmap)
-        changed = needs_write(previous, params["revision"], params["phase"])
-        record = previous
-        if changed:
-            body = record_body(params["revision"], params["phase"], params["run_id"], configmap)
-            record = record_facts(cluster.apply(body))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
+    configmap = cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
+    previous = record_facts(configmap)
+    changed = needs_write(previous, params["revision"], params["phase"])
+    record = previous
+    if changed:
+        body = record_body(params["revision"], params["phase"], params["run_id"], configmap)
+        record = record_facts(cluster.apply(body))
     result = dict(changed=changed, record=record, previous=previous)
     if module._diff:
         result["diff"] = dict(before=previous, after=record)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(k8s_module(ARGUMENT_SPEC), record_phase)
 
 
 if __name__ == "__main__":

@@ -244,22 +244,20 @@ objects:
 """
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
-from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
     MeshSnapshot,
     read_cluster,
 )
-from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import (
-    VersionError,
-    check_revision_name,
-)
-from ansible_collections.meshfleet.istio.plugins.module_utils.rollout import (
-    MigrationError,
-    WorkloadApi,
+from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_api import WorkloadApi
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_migrate import (
     check_options,
     migrate,
     target_revision,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import MigrationError
 
 ARGUMENT_SPEC = dict(
     namespaces=dict(type="list", elements="str", required=True),
@@ -297,20 +295,18 @@ def warn_about(module, result):
         module.warn("timed out: %s" % ", ".join(result["timed_out"]))
 
 
-def main():
-    module = k8s_module(ARGUMENT_SPEC)
-    try:
-        result = run(module, Cluster(module))
-    except (MigrationError, VersionError) as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_from_exception(error)
+def migrate_workloads(module, cluster):
+    result = run(module, cluster)
     warn_about(module, result)
     if result["timed_out"] and module.params["fail_on_timeout"]:
-        module.fail_json(msg="timed out after %ds: %s; later batches were not started (see "
+        raise MigrationError("timed out after %ds: %s; later batches were not started (see "
                              "not_moved)" % (module.params["timeout"],
                                              ", ".join(result["timed_out"])), **result)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(k8s_module(ARGUMENT_SPEC), migrate_workloads)
 
 
 if __name__ == "__main__":

@@ -6,26 +6,26 @@ import pytest
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import MeshSnapshot
-from ansible_collections.meshfleet.istio.plugins.module_utils.rollout import (
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_migrate import (
+    check_options,
+    migrate,
+    outcome_entry,
+    relabel_patch,
+    run_batches,
+    target_revision,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_plan import MigrationError, Move, plan_namespace
+from ansible_collections.meshfleet.istio.plugins.module_utils.workload_replacement import (
     EVICTED,
     GONE,
     REFUSED,
     SKIPPED,
     TIMED_OUT,
-    MigrationError,
-    Move,
-    check_options,
     PodByPodEviction,
     RolloutRestart,
     eviction_order,
-    migrate,
-    outcome_entry,
-    plan_namespace,
-    relabel_patch,
     restart_patch,
     rollout_progress,
-    run_batches,
-    target_revision,
 )
 
 OLD, NEW = "1-30-dev", "1-31-0"
