@@ -4,6 +4,7 @@ other, as an operator's sessions would."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -330,9 +331,15 @@ def test_install_refuses_with_every_conflict_at_once_and_writes_nothing(run_play
         run = run_playbook("install", host_vars=OVERRIDES, limit="cluster3",
                            extra_vars={"meshfleet_stable_tag": "ghost"})
         assert run.rc != 0
-        assert "cluster3: 2 conflict(s) stop this install: injection webhooks overlap on " in run.output
+        refusal = re.search(r"cluster3: (\d+) conflict\(s\) stop this install: (.*)", run.output)
+        assert refusal, run.output[-3000:]
+        # the legacy copy overlaps on both of the default tag's claims, then the tag
+        assert int(refusal[1]) == 3, refusal[0]
+        assert ("injection webhooks overlap on namespace istio-injection=enabled: "
+                "istio-revision-tag-default, istio-sidecar-injector; remove or neutralise all but "
+                "one") in refusal[2]
         assert ("tag ghost points at revision 9-9-9, which is not installed: move it to an "
-                "installed revision") in run.output, run.output[-3000:]
+                "installed revision") in refusal[2]
         assert counter.writes()["cluster3"] == []
     finally:
         adm.delete_mutating_webhook_configuration("istio-sidecar-injector")
