@@ -153,7 +153,7 @@ def test_helm_installs_the_real_istio_base_chart(fleet, cluster, k8s):
     chart = charts.chart_dir(versions.ISTIO_DEFAULT) / f"base-{versions.ISTIO_DEFAULT}.tgz"
     release = f"base-{uuid.uuid4().hex[:6]}"
     common = ["--kubeconfig", str(fleet.kubeconfig), "--kube-context", cluster.spec.name,
-              "-n", release]
+              "-n", "istio-system"]
     remove_istio_crds(client.ApiextensionsV1Api(k8s))
     install = subprocess.run([helm, "install", release, str(chart), "--create-namespace", "--wait",
                               "--timeout", "300s", *common], check=False, capture_output=True,
@@ -170,7 +170,7 @@ def test_helm_installs_the_real_istio_base_chart(fleet, cluster, k8s):
     finally:
         subprocess.run([helm, "uninstall", release, "--wait", *common], check=False,
                        capture_output=True)
-        delete_namespace_and_wait(client.CoreV1Api(k8s), release)
+        delete_namespace_and_wait(client.CoreV1Api(k8s), "istio-system")
 
 
 def delete_namespace_and_wait(core, name):
