@@ -333,8 +333,8 @@ def test_install_refuses_with_every_conflict_at_once_and_writes_nothing(run_play
         assert run.rc != 0
         refusal = re.search(r"cluster3: (\d+) conflict\(s\) stop this install: (.*)", run.output)
         assert refusal, run.output[-3000:]
-        # the legacy copy overlaps on both of the default tag's claims, then the tag
-        assert int(refusal[1]) == 3, refusal[0]
+        # the legacy copy overlaps on each of the default tag's four claims, then the tag
+        assert int(refusal[1]) == 5, refusal[0]
         assert ("injection webhooks overlap on namespace istio-injection=enabled: "
                 "istio-revision-tag-default, istio-sidecar-injector; remove or neutralise all but "
                 "one") in refusal[2]
