@@ -35,25 +35,16 @@ def object_refs(items, api_version, kind):
     return objects
 
 
-def crd_adoptions(crds, release, namespace):
-    """Ownership metadata that hands Istio's CRDs (groups *.istio.io) not yet owned by
+def crd_adoptions(istio_crds, release, namespace):
+    """Ownership metadata that hands Istio's CRDs (mesh_info's `istio_crds`) not yet owned by
     `release` in `namespace` over to that Helm release."""
-    adoptions = []
-    for crd in crds:
-        group = spec_of(crd).get("group", "")
-        annotations = annotations_of(crd)
-        if not group.endswith(".istio.io"):
-            continue
-        if (annotations.get(HELM_RELEASE_NAME) == release
-                and annotations.get(HELM_RELEASE_NAMESPACE) == namespace):
-            continue
-        adoptions.append({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": crd["metadata"]["name"],
-                         "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                         "annotations": {HELM_RELEASE_NAME: release,
-                                         HELM_RELEASE_NAMESPACE: namespace}}})
-    return adoptions
+    return [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+             "metadata": {"name": crd["name"],
+                          "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                          "annotations": {HELM_RELEASE_NAME: release,
+                                          HELM_RELEASE_NAMESPACE: namespace}}}
+            for crd in istio_crds
+            if (crd["helm_release"], crd["helm_release_namespace"]) != (release, namespace)]
 
 
 class FilterModule(object):

@@ -72,6 +72,7 @@ def denial(cluster, text, during=""):
 
 
 _POOL = re.compile(r"HTTPS?ConnectionPool\(host='(?P<host>[^']*)', port=(?P<port>\d+)\)")
+_REQUEST = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) (?P<url>https?://[^/\s]+)")
 _DIAL = re.compile(r'(?:Get|Post|Put|Patch|Delete) "(?P<url>https?://[^/"]+)[^"]*": '
                    r'(?:dial tcp [^:]*(?::\d+)?: )?(?P<cause>.*)')
 # Connection failures in the client's (urllib3) or helm's (Go) words, and what to call them.
@@ -102,7 +103,7 @@ def unreachable(cluster, text, server=""):
     if cause is None and not ("max retries exceeded" in lowered
                               or "kubernetes cluster unreachable" in lowered):
         return None
-    pool, dial = _POOL.search(text), _DIAL.search(text)
+    pool, dial = _POOL.search(text), _DIAL.search(text) or _REQUEST.search(text)
     if pool:
         server = "https://%s:%s" % (pool.group("host"), pool.group("port"))
     elif dial:

@@ -14,10 +14,19 @@ import json
 import os
 import tempfile
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import helm_record
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial, unreachable
 from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
     MeshfleetError,
     cluster_name,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_api import KubeApi
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_connection import (
+    connection_of,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
+    ApiError,
+    ApiUnreachable,
 )
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
@@ -40,13 +49,19 @@ WRITES = ("install", "upgrade", "uninstall", "rollback")
 
 
 class Helm(object):
-    """The helm binary, pointed at one cluster."""
+    """The helm binary, pointed at one cluster. Releases are read from the cluster directly
+    (helm_record.py) while helm keeps them in Secrets; helm runs to render and to write."""
 
-    def __init__(self, module, binary, kubeconfig=None, context=None, before_write=None):
+    def __init__(self, module, binary, kubeconfig=None, context=None, before_write=None,
+                 api=None):
+        """`api`: the cluster's kube_api.KubeApi when the module has one already."""
         self.module = module
         self.binary = binary
+        self.kubeconfig = kubeconfig
         self.context = context
         self.before_write = before_write
+        self._api = api
+        self._releases = {}
         self.cluster_args = []
         if kubeconfig:
             self.cluster_args += ["--kubeconfig", kubeconfig]
@@ -56,8 +71,10 @@ class Helm(object):
     def run(self, args, absent_ok=False):
         """Run helm; with `absent_ok`, a missing release gives None instead of an error. An
         access denial raises AccessDenied, naming the cluster, the identity and the permission."""
-        if self.before_write is not None and args[0] in WRITES:
-            self.before_write()
+        if args[0] in WRITES:
+            if self.before_write is not None:
+                self.before_write()
+            self._releases.clear()
         rc, out, err = self.module.run_command([self.binary] + args + self.cluster_args)
         if rc != 0:
             if absent_ok and "not found" in err:
@@ -70,20 +87,52 @@ class Helm(object):
             raise HelmError("helm %s failed: %s" % (" ".join(args[:2]), (err or out).strip()))
         return out
 
+    def _record(self, release, namespace):
+        """The newest revision of the release as stored, None if absent; read once until the
+        next write."""
+        key = (release, namespace)
+        if key not in self._releases:
+            if self._api is None:
+                self._api = KubeApi(connection_of(dict(kubeconfig=self.kubeconfig,
+                                                       context=self.context)))
+            try:
+                self._releases[key] = helm_record.read_release(self._api, release, namespace)
+            except ApiError as error:
+                during = "reading Helm release %s/%s" % (namespace, release)
+                denied = denial(cluster_name({"context": self.context}), error.message(), during)
+                raise (AccessDenied(denied) if denied else HelmError(str(error))) from error
+            except ApiUnreachable as error:
+                raise Unreachable(unreachable(cluster_name({"context": self.context}),
+                                              str(error))) from error
+        return self._releases[key]
+
+    def forget(self, release, namespace):
+        self._releases.pop((release, namespace), None)
+
     def metadata(self, release, namespace):
         """Name, chart, chart version, revision and status of a release; None if absent."""
+        if helm_record.stored_in_secrets():
+            record = self._record(release, namespace)
+            return helm_record.metadata(record) if record else None
         out = self.run(["get", "metadata", release, "-n", namespace, "-o", "json"],
                        absent_ok=True)
         return json.loads(out) if out is not None else None
 
     def values(self, release, namespace):
+        if helm_record.stored_in_secrets():
+            return helm_record.values(self._record(release, namespace) or {})
         out = self.run(["get", "values", release, "-n", namespace, "-o", "json"])
         return json.loads(out) or {}
 
     def manifest(self, release, namespace):
+        if helm_record.stored_in_secrets():
+            return (self._record(release, namespace) or {}).get("manifest", "")
         return self.run(["get", "manifest", release, "-n", namespace])
 
     def chart_version(self, chart):
+        local = None if chart.repo_url else helm_record.local_chart_version(chart.ref)
+        if local:
+            return local
         out = self.run(["show", "chart", chart.ref] + chart.source_args())
         for line in out.splitlines():
             if line.startswith("version:"):

@@ -1,17 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfleet contributors
 # Apache License 2.0 (see LICENSE)
-"""Cluster access for meshfleet modules, on top of kubernetes.core's client and auth options.
+"""Cluster access for meshfleet modules: kubernetes.core's auth options, meshfleet's own REST
+client (kube_api.py).
 
 Every read returns plain dicts; every write goes through here so check mode (server-side dry
-run) and the field manager are applied in one place.
+run), the field manager and the run lock are applied in one place.
 """
 
 from __future__ import annotations
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import AccessModule
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_api import KubeApi
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_connection import (
+    connection_of,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
     NotFoundError,
     ResourceNotFoundError,
@@ -36,11 +40,13 @@ RUN_LOCK_ARG_SPEC = dict(run_lock=dict(type="dict", no_log=False, options=dict(
 
 def k8s_module(argument_spec, **kwargs):
     """An AnsibleK8SModule whose options include kubernetes.core's auth options; an access
-    denial fails with the cluster, the identity and the missing permission (access.py)."""
+    denial fails with the cluster, the identity and the missing permission (access.py). The
+    kubernetes client is required only where kube_connection.py needs it."""
     spec = dict(AUTH_ARG_SPEC)
     spec.update(RUN_LOCK_ARG_SPEC)
     spec.update(argument_spec)
-    return AccessModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+    return AccessModule(argument_spec=spec, supports_check_mode=True, check_k8s=False,
+                        check_pyyaml=False, **kwargs)
 
 
 def _auth_options(module, **overrides):
@@ -59,39 +65,31 @@ class Cluster(object):
         self.check_mode = module.check_mode
         self.lock = None
         if context is None and kubeconfig is None:
-            self.client = get_api_client(module=module).client
-            self.lock = run_lock_keeper(module, self.client)
+            self.api = KubeApi(connection_of(module.params))
+            self.lock = run_lock_keeper(module, self.api)
         else:
             overrides = dict(context=context)
             if kubeconfig:
                 overrides["kubeconfig"] = kubeconfig
-            self.client = get_api_client(**_auth_options(module, **overrides)).client
-        self._resources = {}
+            self.api = KubeApi(connection_of(_auth_options(module, **overrides)))
 
     def before_write(self):
         """Every write of a run holds the run lock, and stops when the run is gone."""
         if self.lock is not None and not self.check_mode:
             self.lock.before_write()
 
-    def resource(self, api_version, kind):
-        key = (api_version, kind)
-        if key not in self._resources:
-            self._resources[key] = self.client.resources.get(api_version=api_version, kind=kind)
-        return self._resources[key]
-
     def version(self):
-        return self.client.version["kubernetes"]
+        return self.api.version()
 
-    def list(self, api_version, kind, namespace=None, label_selector=None):
-        result = self.client.get(self.resource(api_version, kind), namespace=namespace,
-                                 label_selector=label_selector)
-        return [item.to_dict() for item in result.items]
+    def list(self, api_version, kind, namespace=None, label_selector=None, metadata_only=False):
+        """The objects (with `metadata_only`, their apiVersion, kind and metadata only)."""
+        return self.api.list(api_version, kind, namespace, label_selector,
+                             metadata_only).get("items") or []
 
     def get(self, api_version, kind, name, namespace=None):
         """The object, or None when it (or, in check mode, its kind) does not exist yet."""
         try:
-            return self.client.get(self.resource(api_version, kind), name=name,
-                                   namespace=namespace).to_dict()
+            return self.api.get(api_version, kind, name, namespace)
         except NotFoundError:
             return None
         except ResourceNotFoundError:
@@ -100,7 +98,7 @@ class Cluster(object):
             raise
 
     def _dry_run(self):
-        return {"dry_run": DRY_RUN} if self.check_mode else {}
+        return DRY_RUN if self.check_mode else None
 
     def apply(self, body, force=True):
         """Server-side apply as the meshfleet field manager; the object as the server has it.
@@ -108,13 +106,9 @@ class Cluster(object):
         In check mode an object whose kind or namespace an earlier step would create cannot be
         dry-run; the prediction is then the definition itself.
         """
-        meta = body["metadata"]
         self.before_write()
         try:
-            return self.client.server_side_apply(
-                self.resource(body["apiVersion"], body["kind"]), body=body, name=meta["name"],
-                namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
-                force_conflicts=force, **self._dry_run()).to_dict()
+            return self.api.apply(body, FIELD_MANAGER, force, dry_run=self._dry_run())
         except (ResourceNotFoundError, NotFoundError):
             if self.check_mode:
                 return body
@@ -122,36 +116,33 @@ class Cluster(object):
 
     def merge_patch(self, api_version, kind, name, patch, namespace=None):
         self.before_write()
-        return self.client.patch(
-            self.resource(api_version, kind), body=patch, name=name, namespace=namespace,
-            content_type="application/merge-patch+json", field_manager=FIELD_MANAGER,
-            **self._dry_run()).to_dict()
+        return self.api.merge_patch(api_version, kind, name, patch, namespace, FIELD_MANAGER,
+                                    dry_run=self._dry_run())
+
+    def evict(self, body):
+        """POST an Eviction for the pod it names (raises TooManyRequestsError when a
+        PodDisruptionBudget allows no disruption now)."""
+        meta = body["metadata"]
+        self.before_write()
+        return self.api.create("v1", "Pod", body, meta["namespace"], meta["name"], "eviction",
+                               dry_run=self._dry_run())
 
     def delete(self, api_version, kind, name, namespace=None):
         self.before_write()
         try:
-            self.client.delete(self.resource(api_version, kind), name=name, namespace=namespace,
-                               **self._dry_run())
+            self.api.delete(api_version, kind, name, namespace, dry_run=self._dry_run())
         except NotFoundError:
             return False
         return True
 
 
-def run_lock_keeper(module, client):
+def run_lock_keeper(module, api):
     """The keeper of the run lock the module's writes are made under (its `run_lock` option),
     watching the run's ansible-playbook process; None when the module runs without one."""
     spec = module.params.get("run_lock")
     if not spec or module.check_mode:
         return None
-    keeper = LockKeeper.from_params(client, spec)
+    keeper = LockKeeper.from_params(api, spec)
     stop_with_controller(keeper.controller)
     return keeper
 
-
-def run_lock_keeper_of_kubeconfig(module, kubeconfig, context):
-    """run_lock_keeper for a module that reaches the cluster by kubeconfig and context only."""
-    if not module.params.get("run_lock") or module.check_mode:
-        return None
-    options = dict((name, None) for name in AUTH_ARG_SPEC)
-    options.update(kubeconfig=kubeconfig, context=context)
-    return run_lock_keeper(module, get_api_client(**options).client)

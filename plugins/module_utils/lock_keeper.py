@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import ssl
 import threading
 import time
 
@@ -127,56 +126,30 @@ def stop_with_controller(process, poll=1.0):
 
 # ---------------------------------------------------------------- the renewer
 
-def _ssl_context(configuration):
-    """The client's TLS settings in memory: the renewer outlives the module, whose temporary
-    certificate files go with it."""
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    return context
-
-
-def _coordination_api(configuration, context):
-    import urllib3
-    from kubernetes import client
-
-    api_client = client.ApiClient(configuration)
-    if configuration.proxy:
-        pool = urllib3.ProxyManager(configuration.proxy, num_pools=1, ssl_context=context)
-    else:
-        pool = urllib3.PoolManager(num_pools=1, ssl_context=context)
-    api_client.rest_client.pool_manager = pool
-    return client.CoordinationV1Api(api_client), api_client
-
-
-def _renew_until_gone(configuration, context, holder, interval, controller):
-    api, api_client = _coordination_api(configuration, context)
+def _renew_until_gone(api, holder, interval, controller):
+    api.close()  # the module's connection stays the module's
     while True:
         time.sleep(interval)
         if not process_alive(controller):
             return
         try:
-            lease = api_client.sanitize_for_serialization(
-                api.read_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE))
-        except Exception as error:  # pylint: disable=broad-except
-            if getattr(error, "status", None) == 404:
-                return
+            lease = api.get(LEASE_API, "Lease", LEASE_NAME, LEASE_NAMESPACE)
+        except NotFoundError:
+            return
+        except Exception:  # pylint: disable=broad-except
             continue
         if holder_of(lease) != holder:
             return
         try:
-            api.replace_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE, renewed_body(lease))
+            api.replace(renewed_body(lease), LEASE_NAMESPACE)
         except Exception:  # pylint: disable=broad-except
             continue
 
 
-def spawn_renewer(configuration, holder, ttl, controller):
+def spawn_renewer(api, holder, ttl, controller):
     """A detached process renewing the Lease every renew_interval(ttl) seconds while the
-    controller lives and the Lease names `holder`."""
-    context = _ssl_context(configuration)
+    controller lives and the Lease names `holder`; it holds its connection settings in memory,
+    since it outlives the module."""
     child = os.fork()
     if child:
         os.waitpid(child, 0)
@@ -188,7 +161,7 @@ def spawn_renewer(configuration, holder, ttl, controller):
         devnull = os.open(os.devnull, os.O_RDWR)
         for stream in (0, 1, 2):
             os.dup2(devnull, stream)
-        _renew_until_gone(configuration, context, holder, renew_interval(ttl), controller)
+        _renew_until_gone(api, holder, renew_interval(ttl), controller)
     finally:
         os._exit(0)
 
@@ -196,11 +169,11 @@ def spawn_renewer(configuration, holder, ttl, controller):
 # ---------------------------------------------------------------- the keeper
 
 class LockKeeper(object):
-    """This run's hold on one cluster's lock, reached through a kubernetes DynamicClient."""
+    """This run's hold on one cluster's lock, reached through a kube_api.KubeApi."""
 
-    def __init__(self, client, holder, ttl, break_holder=None, force_break_holder=None,
+    def __init__(self, api, holder, ttl, break_holder=None, force_break_holder=None,
                  fence=None, controller=None):
-        self.client = client
+        self.api = api
         self.holder = holder
         self.ttl = ttl
         self.break_holder = break_holder
@@ -210,24 +183,20 @@ class LockKeeper(object):
         self._checked = 0.0
 
     @classmethod
-    def from_params(cls, client, spec):
-        return cls(client, spec["holder"], spec.get("ttl") or DEFAULT_TTL, spec.get("break_holder"),
+    def from_params(cls, api, spec):
+        return cls(api, spec["holder"], spec.get("ttl") or DEFAULT_TTL, spec.get("break_holder"),
                    spec.get("force_break_holder"), spec.get("fence"))
-
-    def _resource(self):
-        return self.client.resources.get(api_version=LEASE_API, kind="Lease")
 
     def read(self):
         try:
-            return self.client.get(self._resource(), name=LEASE_NAME,
-                                   namespace=LEASE_NAMESPACE).to_dict()
+            return self.api.get(LEASE_API, "Lease", LEASE_NAME, LEASE_NAMESPACE)
         except NotFoundError:
             return None
 
     def _write(self, body, create=False):
         if create:
-            return self.client.create(self._resource(), body=body, namespace=LEASE_NAMESPACE)
-        return self.client.replace(self._resource(), body=body, namespace=LEASE_NAMESPACE)
+            return self.api.create(LEASE_API, "Lease", body, LEASE_NAMESPACE)
+        return self.api.replace(body, LEASE_NAMESPACE)
 
     def acquire(self, check_mode=False):
         """Take, create or keep the lock: returns (action, previous holder). Raises LockHeld or
@@ -258,7 +227,7 @@ class LockKeeper(object):
             # ansible-playbook; renewals may have failed while the apiserver was away).
             self._write(renewed_body(lease))
         if action != "renew":
-            spawn_renewer(self.client.client.configuration, self.holder, self.ttl,
+            spawn_renewer(self.api, self.holder, self.ttl,
                           self.controller)
 
     def before_write(self):

@@ -18,6 +18,8 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import
     VALIDATOR,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
+    HELM_RELEASE_NAME,
+    HELM_RELEASE_NAMESPACE,
     annotations_of,
     labels_of,
     meta_of,
@@ -62,6 +64,8 @@ def read_cluster(cluster, istio_namespace="istio-system"):
                                             "ValidatingWebhookConfiguration"),
         "run_lock": cluster.get(LEASE_API, "Lease", LEASE_NAME, LEASE_NAMESPACE),
         "upgrade_record": cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE),
+        "crds": cluster.list("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                             metadata_only=True),
     }
 
 
@@ -201,6 +205,19 @@ class MeshSnapshot(object):
                            "ready_replicas": status.get("readyReplicas") or 0})
         return result
 
+    def istio_crds(self):
+        """Istio's CRDs (groups *.istio.io) and the Helm release that owns each, if any."""
+        found = []
+        for crd in self.raw.get("crds", []):
+            name = meta_of(crd)["name"]
+            if name.endswith(".istio.io"):
+                annotations = annotations_of(crd)
+                found.append({"name": name,
+                              "helm_release": annotations.get(HELM_RELEASE_NAME, ""),
+                              "helm_release_namespace": annotations.get(HELM_RELEASE_NAMESPACE,
+                                                                        "")})
+        return found
+
     def stable_services(self):
         return [s for s in self.raw["services"] if STABLE_SERVICE_LABEL in labels_of(s)]
 
@@ -315,6 +332,7 @@ class MeshSnapshot(object):
             "pods_by_namespace": self.pods_by_namespace(),
             "gateways": self.gateways(),
             "gateway_services": self.gateway_services(),
+            "istio_crds": self.istio_crds(),
             "overlapping_webhooks": self.overlapping_webhooks(),
             "orphaned_webhooks": self.orphaned_webhooks(),
             "lock": self.lock(),

@@ -80,10 +80,8 @@ class WorkloadApi(object):
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                 "deleteOptions": {"preconditions": {"uid": meta["uid"]}}}
-        eviction = self.cluster.resource("v1", "Pod").subresources["eviction"]
-        self.cluster.before_write()
         try:
-            eviction.create(body=body, name=meta["name"], namespace=meta["namespace"])
+            self.cluster.evict(body)
         except TooManyRequestsError:
             return REFUSED
         except (NotFoundError, ConflictError):  # gone, or replaced (uid precondition)

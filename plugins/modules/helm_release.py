@@ -128,7 +128,11 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.helm import (
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import (
     RUN_LOCK_ARG_SPEC,
-    run_lock_keeper_of_kubeconfig,
+    run_lock_keeper,
+)
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_api import KubeApi
+from ansible_collections.meshfleet.istio.plugins.module_utils.kube_connection import (
+    connection_of,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
 
@@ -191,11 +195,14 @@ def converge(module, helm, release, namespace):
 
 
 def release_helm(module):
+    """helm for the task's cluster, reading releases through one connection that also holds
+    the run lock."""
     params = module.params
     binary = module.get_bin_path(params["binary_path"], required=True)
-    keeper = run_lock_keeper_of_kubeconfig(module, params["kubeconfig"], params["context"])
+    api = KubeApi(connection_of(dict(kubeconfig=params["kubeconfig"], context=params["context"])))
+    keeper = run_lock_keeper(module, api)
     return Helm(module, binary, params["kubeconfig"], params["context"],
-                before_write=keeper.before_write if keeper else None)
+                before_write=keeper.before_write if keeper else None, api=api)
 
 
 def apply_state(module):

@@ -114,6 +114,13 @@ mesh:
       description: Stable gateway Services and the revision each one serves.
       type: list
       elements: dict
+    istio_crds:
+      description: Istio's CustomResourceDefinitions (groups C(*.istio.io)) and the Helm release
+        that owns each (empty strings when none does).
+      type: list
+      elements: dict
+      sample: [{"name": "gateways.networking.istio.io", "helm_release": "istio-base",
+                "helm_release_namespace": "istio-system"}]
     overlapping_webhooks:
       description: Injection claims made by more than one webhook configuration.
       type: list

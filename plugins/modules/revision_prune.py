@@ -153,7 +153,7 @@ def make_helm(module, cluster):
     kubeconfig, context = helm_connection(module.params)
     binary = base.get_bin_path(module.params["binary_path"], required=True)
     return Helm(base, binary, kubeconfig_file(base, kubeconfig), context,
-                before_write=cluster.before_write)
+                before_write=cluster.before_write, api=cluster.api)
 
 
 def run(module, cluster):

@@ -155,7 +155,7 @@ def lock_options(params):
 
 
 def hold_lock(module, cluster):
-    keeper = LockKeeper.from_params(cluster.client, lock_options(module.params))
+    keeper = LockKeeper.from_params(cluster.api, lock_options(module.params))
     try:
         if module.params["state"] == "released":
             return release(module, keeper)

@@ -27,26 +27,24 @@ def test_diffs_leave_out_server_bookkeeping():
 
 def test_only_istio_crds_not_owned_by_the_release_are_adopted():
     from ansible_collections.meshfleet.istio.plugins.filter.k8s_objects import crd_adoptions
+    from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
+        MeshSnapshot,
+    )
 
-    def crd(name, group, release=None):
+    def crd(name, release=None):
         annotations = {"meta.helm.sh/release-name": release,
                        "meta.helm.sh/release-namespace": "istio-system"} if release else {}
-        return {"metadata": {"name": name, "annotations": annotations}, "spec": {"group": group}}
+        return {"metadata": {"name": name, "annotations": annotations}}
 
-    crds = [crd("a.networking.istio.io", "networking.istio.io"),
-            crd("b.security.istio.io", "security.istio.io", release="base-old"),
-            crd("c.telemetry.istio.io", "telemetry.istio.io", release="istio-base"),
-            crd("widgets.example.com", "example.com")]
-    adopted = crd_adoptions(crds, "istio-base", "istio-system")
+    raw = {"istio_namespace": "istio-system", "deployments": [], "mutating_webhooks": [],
+           "validating_webhooks": [], "services": [],
+           "crds": [crd("a.networking.istio.io"), crd("b.security.istio.io", release="base-old"),
+                    crd("c.telemetry.istio.io", release="istio-base"),
+                    crd("widgets.example.com")]}
+    adopted = crd_adoptions(MeshSnapshot(raw).istio_crds(), "istio-base", "istio-system")
     assert [a["metadata"]["name"] for a in adopted] == ["a.networking.istio.io", "b.security.istio.io"]
     assert adopted[0]["metadata"]["annotations"] == {
         "meta.helm.sh/release-name": "istio-base", "meta.helm.sh/release-namespace": "istio-system"}
-
-
-class Gone:
-    """What the kubernetes client's ApiException carries for a 404."""
-
-    status, reason, body, headers = 404, "Not Found", "", {}
 
 
 class FakeCluster:
@@ -71,7 +69,7 @@ class FakeCluster:
 
         self.writes.append(("patch", name))
         if name not in self.objects:
-            raise NotFoundError(Gone())
+            raise NotFoundError(404, "Not Found", "", "PATCH /api/v1/namespaces/" + name)
         return self.objects[name]
 
 
