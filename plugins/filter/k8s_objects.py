@@ -8,8 +8,6 @@ from __future__ import annotations
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     HELM_RELEASE_NAME,
     HELM_RELEASE_NAMESPACE,
-    annotations_of,
-    spec_of,
 )
 
 

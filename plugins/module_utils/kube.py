@@ -145,4 +145,3 @@ def run_lock_keeper(module, api):
     keeper = LockKeeper.from_params(api, spec)
     stop_with_controller(keeper.controller)
     return keeper
-

@@ -32,8 +32,8 @@ def test_a_kubeconfig_file_and_a_context_are_read_here(tmp_path):
                                    {"validate_certs": False}, {"impersonate_user": "u"},
                                    {"proxy": "http://proxy:3128"}, {"persist_config": True}])
 def test_any_other_auth_option_goes_to_the_kubernetes_client(extra):
-    assert plain_kubeconfig(auth_options(dict({"kubeconfig": "/k", "context": "c"}, **extra))) \
-        is None
+    options = auth_options(dict({"kubeconfig": "/k", "context": "c"}, **extra))
+    assert plain_kubeconfig(options) is None
 
 
 def test_k8s_auth_variables_count_as_options(monkeypatch):
@@ -82,8 +82,7 @@ def test_a_user_with_an_exec_plugin_is_handed_to_the_client(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("field", ["proxy-url", "tls-server-name"])
-def test_a_cluster_with_a_proxy_or_a_server_name_is_handed_to_the_client(tmp_path, monkeypatch,
-                                                                          field):
+def test_a_cluster_with_a_proxy_or_a_server_name_goes_to_the_client(tmp_path, monkeypatch, field):
     handed = []
     monkeypatch.setattr(kube_connection, "from_kubernetes_client", handed.append)
     from_kubeconfig(kubeconfig(tmp_path, {"server": "https://api:6443", field: "x"}, {}), "c1")
