@@ -5,29 +5,44 @@ of the test suite; needs root, the cached builds and the packaged charts):
     .venv/bin/python benchmarks/install.py [--sizes 1 3 8] [--forks 8] [--tools baseline meshfleet]
 
 For each fleet size and tool it starts a fresh fleet of empty clusters named `bench<size>`
-(down first), runs the tool's install (fresh), then runs it again (re-run), with the same
-inventory (the fleet's inventory.yml plus inventories/localfleet), the same ansible.cfg
-(benchmarks/ansible.cfg) and the same forks. Per run it reports wall time, controller
+(down first), runs the tool's install (fresh), then runs it again (re-run), then, for meshfleet,
+`status.yml` on the converged fleet (status), then makes one drift per cluster and runs the
+install once more (drift): cluster N gets drift N mod 4 of DRIFTS (a Helm value changed by
+`helm upgrade --reuse-values --set`, the PeerAuthentication's mode, the stable Service's selector,
+the default tag's webhook deleted; the baseline installs no tag, so it gets no fourth drift), and
+each drift is checked afterwards: "repaired" counts the clusters whose drift the run undid. All
+with the same inventory (the fleet's inventory.yml plus inventories/localfleet), the same
+ansible.cfg (benchmarks/ansible.cfg) and the same forks. Per run it reports wall time, controller
 CPU-seconds per cluster, write requests by meshfleet-admin (all clusters), peak controller
 memory and the load average just before the run (see harness.py for how each is measured).
 Results go to stdout as Markdown; each run's output goes to build/benchmarks/logs/.
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (REPO, WORKDIR, fresh_fleet, load_average, localfleet, mib,  # noqa: E402
-                     run_playbook)
+from harness import (REPO, WORKDIR, fresh_fleet, kubectl, load_average,  # noqa: E402
+                     localfleet, mib, run_playbook)
+
+from localfleet import charts, gobuild, versions  # noqa: E402
+
+VERSION = versions.ISTIO_DEFAULT
+REVISION = VERSION.replace(".", "-")
 
 PLAYBOOKS = {"baseline": str(REPO / "benchmarks" / "baseline" / "install.yml"),
              "meshfleet": "meshfleet.istio.install"}
 HEADER = ("| clusters | tool | run | load before | wall s | CPU s / cluster | main process CPU s | "
-          "writes | changed | peak RSS tree MiB | largest process MiB |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "writes | changed | repaired | peak RSS tree MiB | largest process MiB |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+STATUS = "meshfleet.istio.status"
+GATEWAY = ("istio-gateways", "istio-ingressgateway")
+TAG_WEBHOOK = "istio-revision-tag-default"
 
 
 def changed_total(output: str) -> int:
@@ -42,31 +57,122 @@ def same_writes(writes: dict) -> str:
     return f"{first}{' (the same at every cluster)' if same else ''}: {writes[first]}"
 
 
-def row(size, tool, label, run) -> str:
+def row(size, tool, label, run, repaired="") -> str:
     return (f"| {size} | {tool} | {label} | {run.load_before} | {run.wall:.1f} | "
             f"{run.cpu / size:.2f} | {run.main_cpu:.1f} | {run.total_writes} | "
-            f"{changed_total(run.output)} | {mib(run.peak_tree)} | {mib(run.peak_single)} |")
+            f"{changed_total(run.output)} | {repaired} | {mib(run.peak_tree)} | "
+            f"{mib(run.peak_single)} |")
+
+
+def helm(fleet, context, *args) -> str:
+    cmd = ["ip", "netns", "exec", fleet.netns, str(gobuild.binaries_dir() / "helm"), *args,
+           "--kubeconfig", str(fleet.kubeconfig), "--kube-context", context]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def gateway_release_values(fleet, context) -> dict:
+    return json.loads(helm(fleet, context, "get", "values", f"{GATEWAY[1]}-{REVISION}", "-n",
+                           GATEWAY[0], "-o", "json"))
+
+
+def drift_helm_value(fleet, context):
+    chart = charts.chart_dir(VERSION) / f"gateway-{VERSION}.tgz"
+    helm(fleet, context, "upgrade", f"{GATEWAY[1]}-{REVISION}", str(chart), "-n", GATEWAY[0],
+         "--reuse-values", "--set", "replicaCount=5")
+
+
+def helm_value_repaired(fleet, context) -> bool:
+    return "replicaCount" not in gateway_release_values(fleet, context)
+
+
+def drift_peer_authentication(fleet, context):
+    kubectl(fleet, context, "-n", "istio-config", "patch", "peerauthentication", "default",
+            "--type", "merge", "-p", '{"spec": {"mtls": {"mode": "PERMISSIVE"}}}')
+
+
+def peer_authentication_repaired(fleet, context) -> bool:
+    return json.loads(kubectl(fleet, context, "-n", "istio-config", "get", "peerauthentication",
+                              "default", "-o", "json"))["spec"]["mtls"]["mode"] == "STRICT"
+
+
+def drift_service_selector(fleet, context):
+    kubectl(fleet, context, "-n", GATEWAY[0], "patch", "service", GATEWAY[1], "--type", "merge",
+            "-p", '{"spec": {"selector": {"istio.io/rev": "drifted"}}}')
+
+
+def service_selector_repaired(fleet, context) -> bool:
+    service = json.loads(kubectl(fleet, context, "-n", GATEWAY[0], "get", "service", GATEWAY[1],
+                                 "-o", "json"))
+    return service["spec"]["selector"].get("istio.io/rev") == REVISION
+
+
+def drift_tag_webhook(fleet, context):
+    kubectl(fleet, context, "delete", "mutatingwebhookconfiguration", TAG_WEBHOOK)
+
+
+def tag_webhook_repaired(fleet, context) -> bool:
+    return TAG_WEBHOOK in kubectl(fleet, context, "get", "mutatingwebhookconfigurations", "-o",
+                                  "name")
+
+
+# (what drifts, how to make it drift, whether the run repaired it)
+DRIFTS = [("a Helm value", drift_helm_value, helm_value_repaired),
+          ("the PeerAuthentication's mode", drift_peer_authentication,
+           peer_authentication_repaired),
+          ("the stable Service's selector", drift_service_selector, service_selector_repaired),
+          ("the default tag's webhook", drift_tag_webhook, tag_webhook_repaired)]
+
+
+def drifts_for(fleet, tool) -> list:
+    """(cluster context, drift) per cluster: drift N mod 4 for cluster N (the baseline has no
+    tag webhook to lose, so it gets no fourth drift)."""
+    kinds = DRIFTS if tool == "meshfleet" else DRIFTS[:3]
+    return [(cluster.spec.name, kinds[index % len(kinds)])
+            for index, cluster in enumerate(fleet.clusters)]
+
+
+def run_with_drift(fleet, tool, forks, logs, size):
+    planned = drifts_for(fleet, tool)
+    for context, (_, make, _) in planned:
+        make(fleet, context)
+    run = run_playbook(fleet, PLAYBOOKS[tool], forks,
+                       log=logs / f"install-{size}-{tool}-drift.log")
+    repaired = sum(1 for context, (_, _, check) in planned if check(fleet, context))
+    return run, f"{repaired}/{len(planned)}"
+
+
+def checked(run, tool, label, size, logs):
+    if run.rc != 0:
+        raise SystemExit(f"{tool} {label} on {size} cluster(s) failed (rc {run.rc}); see {logs}")
+    return run
 
 
 def bench(size: int, tool: str, forks: int, logs: Path) -> list:
     fleet = fresh_fleet(f"bench{size}", size)
     rows = []
     for label in ("fresh", "re-run"):
-        run = run_playbook(fleet, PLAYBOOKS[tool], forks,
-                           log=logs / f"install-{size}-{tool}-{label}.log")
-        if run.rc != 0:
-            raise SystemExit(f"{tool} {label} install on {size} cluster(s) failed (rc {run.rc}); "
-                             f"see {logs}")
+        run = checked(run_playbook(fleet, PLAYBOOKS[tool], forks,
+                                   log=logs / f"install-{size}-{tool}-{label}.log"),
+                      tool, label, size, logs)
         rows.append(row(size, tool, label, run))
         print(rows[-1], flush=True)
         if label == "re-run" and run.total_writes:
             print(f"<!-- {tool} re-run writes at {same_writes(run.writes)} -->", flush=True)
+    if tool == "meshfleet":
+        run = checked(run_playbook(fleet, STATUS, forks,
+                                   extra_vars={"meshfleet_report_dir": str(logs / "report")},
+                                   log=logs / f"status-{size}.log"), tool, "status", size, logs)
+        rows.append(row(size, tool, "status", run))
+        print(rows[-1], flush=True)
+    run, repaired = run_with_drift(fleet, tool, forks, logs, size)
+    rows.append(row(size, tool, "drift", checked(run, tool, "drift", size, logs), repaired))
+    print(rows[-1], flush=True)
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 8])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 8, 16])
     parser.add_argument("--forks", type=int, default=8)
     parser.add_argument("--tools", nargs="+", default=list(PLAYBOOKS), choices=list(PLAYBOOKS))
     args = parser.parse_args(argv)

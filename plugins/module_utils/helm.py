@@ -16,6 +16,9 @@ import tempfile
 
 from ansible_collections.meshfleet.istio.plugins.module_utils import helm_record
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import denial, unreachable
+from ansible_collections.meshfleet.istio.plugins.module_utils.helm_drift import (
+    DESCRIPTION_PREFIX,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
     MeshfleetError,
     cluster_name,
@@ -212,7 +215,10 @@ def remove_release(helm, release, namespace, wait, timeout):
     helm.run(["uninstall", release, "-n", namespace] + wait_args(wait, timeout))
 
 
-def deploy(helm, release, namespace, chart, values_file, wait, timeout):
-    args = ["upgrade", "--install", release, chart.ref, "-n", namespace, "-f", values_file]
+def deploy(helm, release, namespace, chart, values_file, wait, timeout, reason):
+    """helm upgrade --install, the revision described as meshfleet's (helm_drift.py tells a
+    later revision made by hand from it)."""
+    args = ["upgrade", "--install", release, chart.ref, "-n", namespace, "-f", values_file,
+            "--description", DESCRIPTION_PREFIX + reason]
     args += chart.source_args() + wait_args(wait, timeout)
     helm.run(args)

@@ -9,7 +9,11 @@ namespaces, pods by the revision that really injected them, gateways, webhooks.
 
 from __future__ import annotations
 
-from ansible_collections.meshfleet.istio.plugins.module_utils import injectors, revision_usage
+from ansible_collections.meshfleet.istio.plugins.module_utils import (
+    helm_drift,
+    injectors,
+    revision_usage,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     INJECTION_LABEL,
     REV_LABEL,
@@ -49,9 +53,10 @@ OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
 MAX_NAMED = 3  # pods a problem names before it only counts them
 
 
-def read_cluster(cluster, istio_namespace="istio-system"):
-    """Everything the model needs, one LIST per kind."""
-    return {
+def read_cluster(cluster, istio_namespace="istio-system", helm_releases=False):
+    """Everything the model needs, one LIST per kind; with `helm_releases`, the Helm releases
+    in the namespaces of istiod and the gateways too (helm_drift.py)."""
+    raw = {
         "kubernetes_version": cluster.version().get("gitVersion", ""),
         "istio_namespace": istio_namespace,
         "namespaces": cluster.list("v1", "Namespace"),
@@ -67,6 +72,11 @@ def read_cluster(cluster, istio_namespace="istio-system"):
         "crds": cluster.list("apiextensions.k8s.io/v1", "CustomResourceDefinition",
                              metadata_only=True),
     }
+    if helm_releases:
+        namespaces = [istio_namespace] + [meta_of(d)["namespace"] for d in raw["deployments"]]
+        raw["helm_releases"] = [helm_drift.summary(entry) for entry in
+                                helm_drift.read_releases(cluster.api, namespaces)]
+    return raw
 
 
 class MeshSnapshot(object):
@@ -333,6 +343,7 @@ class MeshSnapshot(object):
             "gateways": self.gateways(),
             "gateway_services": self.gateway_services(),
             "istio_crds": self.istio_crds(),
+            "helm_releases": self.raw.get("helm_releases", []),
             "overlapping_webhooks": self.overlapping_webhooks(),
             "orphaned_webhooks": self.orphaned_webhooks(),
             "lock": self.lock(),
@@ -356,7 +367,8 @@ class MeshSnapshot(object):
         for orphan in self.orphaned_webhooks():
             found.append("webhook configuration %s targets missing Service %s"
                          % (orphan["configuration"], orphan["service"]))
-        return found + self.injection_problems() + self.gateway_service_problems()
+        return (found + self.injection_problems() + self.gateway_service_problems()
+                + helm_drift.problems(self.raw.get("helm_releases", [])))
 
     # ------------------------------------------------------------ the invariants
 

@@ -187,7 +187,7 @@ def converge(module, helm, release, namespace):
             if metadata:
                 recover_interrupted(helm, release, namespace, metadata)
             deploy(helm, release, namespace, chart, values_file, params["wait"],
-                   params["wait_timeout"])
+                   params["wait_timeout"], reason)
             result["release"] = helm.metadata(release, namespace)
         return result
     finally:

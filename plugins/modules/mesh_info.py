@@ -121,6 +121,22 @@ mesh:
       elements: dict
       sample: [{"name": "gateways.networking.istio.io", "helm_release": "istio-base",
                 "helm_release_namespace": "istio-system"}]
+    helm_releases:
+      description:
+        - The Helm releases in the namespaces of istiod and the gateways, as helm stores them -
+          C(name), C(namespace), C(revision), C(status), C(chart), chart C(version), the
+          revision's C(description) and C(made_by_meshfleet) (meshfleet describes each revision
+          it deploys as C(meshfleet: <reason>)).
+        - C(changed_outside) is null, or, when a newer revision was made by someone else after
+          meshfleet's last one, C(meshfleet_revision), C(chart_before) and the dotted paths of
+          C(values_changed) since.
+      type: list
+      elements: dict
+      sample: [{"name": "istio-ingressgateway-1-31-0", "namespace": "istio-gateways",
+                "revision": 3, "status": "deployed", "chart": "gateway", "version": "1.31.0",
+                "description": "Upgrade complete", "made_by_meshfleet": false,
+                "changed_outside": {"meshfleet_revision": 2, "chart_before": "1.31.0",
+                                    "values_changed": ["replicaCount"]}}]
     overlapping_webhooks:
       description: Injection claims made by more than one webhook configuration.
       type: list
@@ -171,7 +187,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner impo
 
 
 def read_mesh(module, cluster):
-    raw = read_cluster(cluster, module.params["istio_namespace"])
+    raw = read_cluster(cluster, module.params["istio_namespace"], helm_releases=True)
     return dict(changed=False, mesh=MeshSnapshot(raw).facts())
 
 

@@ -13,14 +13,15 @@ import ansible_collections.kubernetes.core as kubernetes_core
 import pytest
 from kubernetes import client
 
-from localfleet import gobuild
+from localfleet import charts, gobuild, versions
 from tests.conftest import api_client
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.fleet
 
-REVISION = "1-31-0"
+VERSION = versions.ISTIO_DEFAULT
+REVISION = VERSION.replace(".", "-")
 OVERRIDES = {
     "cluster2": {"meshfleet_istiod_cluster_values": {"autoscaleMax": 7},
                  "meshfleet_application_namespaces": ["storefront"]},
@@ -302,6 +303,35 @@ def test_status_finds_broken_injection_and_gateways_and_install_repairs_the_tag(
                                        {"spec": {"selector": selector}})
         core1.delete_namespace("legacy")
         wait_until_gone(core1, "legacy")
+
+
+def helm(fleet, context, *args):
+    command = [str(gobuild.binaries_dir() / "helm"), *args, "--kubeconfig", str(fleet.kubeconfig),
+               "--kube-context", context]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def test_status_names_a_helm_release_changed_by_hand_and_install_puts_it_back(
+        run_playbook, fleet, tmp_path):
+    """`helm upgrade --reuse-values --set` on a gateway release after meshfleet deployed it is
+    a problem naming the value; install.yml deploys meshfleet's values again."""
+    release = ["istio-ingressgateway-%s" % REVISION, "-n", "istio-gateways"]
+    chart = charts.chart_dir(VERSION) / ("gateway-%s.tgz" % VERSION)
+    helm(fleet, "cluster1", "upgrade", release[0], str(chart), *release[1:], "--reuse-values",
+         "--set", "replicaCount=5")
+    problems = status_problems(run_playbook, tmp_path)["cluster1"]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("Helm release istio-gateways/%s was changed outside meshfleet: "
+                                  "revision " % release[0]), problems
+    assert "changed replicaCount; install.yml puts meshfleet's values back" in problems[0]
+
+    repaired = run_playbook("install", host_vars=OVERRIDES, limit="cluster1")
+    assert repaired.rc == 0, repaired.output[-3000:]
+    assert "replicaCount" not in json.loads(helm(fleet, "cluster1", "get", "values", *release,
+                                                 "-o", "json"))
+    history = json.loads(helm(fleet, "cluster1", "history", *release, "-o", "json"))
+    assert history[-1]["description"] == "meshfleet: values differ"
+    assert status_problems(run_playbook, tmp_path)["cluster1"] == []
 
 
 def test_install_points_a_validator_at_a_missing_service_back(run_playbook, apis):
