@@ -33,7 +33,7 @@ def _revisions_by_release(api, namespace):
         if labels.get("name"):
             found.setdefault(labels["name"], []).append(
                 (helm_record.revision_of(secret), meta_of(secret)["name"]))
-    return dict((name, [secret for _, secret in sorted(entries, reverse=True)])
+    return dict((name, [entry[1] for entry in sorted(entries, reverse=True)])
                 for name, entries in found.items())
 
 
@@ -83,7 +83,6 @@ def summary(entry):
                                             helm_record.values(newest)),
             "chart_before": helm_record.metadata(ours)["version"]}
     return fact
-
 
 
 def problems(releases):

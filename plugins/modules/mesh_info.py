@@ -126,7 +126,7 @@ mesh:
         - The Helm releases in the namespaces of istiod and the gateways, as helm stores them -
           C(name), C(namespace), C(revision), C(status), C(chart), chart C(version), the
           revision's C(description) and C(made_by_meshfleet) (meshfleet describes each revision
-          it deploys as C(meshfleet: <reason>)).
+          it deploys as C(meshfleet) followed by a colon and the reason).
         - C(changed_outside) is null, or, when a newer revision was made by someone else after
           meshfleet's last one, C(meshfleet_revision), C(chart_before) and the dotted paths of
           C(values_changed) since.
