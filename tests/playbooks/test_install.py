@@ -267,7 +267,8 @@ def test_status_finds_broken_injection_and_gateways_and_install_repairs_the_tag(
         run_playbook, apis, tmp_path):
     """A deleted default tag under an istio-injection=enabled namespace (cluster2), a pod that
     runs without a sidecar where injection is asked (cluster1) and a stable Service selecting no
-    Ready pod (cluster3) are problems in the report; install.yml creates the default tag again."""
+    Ready pod (cluster3) are problems in the report; install.yml creates the default tag again
+    and points the Service, which selects a revision that is not installed, back."""
     core1, core3 = client.CoreV1Api(apis["cluster1"]), client.CoreV1Api(apis["cluster3"])
     core1.create_namespace({"metadata": {"name": "legacy"}})
     core1.create_namespaced_pod("legacy", {"metadata": {"name": "bare"}, "spec": {
@@ -292,9 +293,11 @@ def test_status_finds_broken_injection_and_gateways_and_install_repairs_the_tag(
         assert problems["cluster3"] == [
             "stable gateway Service istio-gateways/istio-ingressgateway selects no Ready pod "
             "(selector istio=ingressgateway,istio.io/rev=0-0-0): traffic to it has nowhere to go"]
-        repaired = run_playbook("install", host_vars=OVERRIDES, limit="cluster2")
+        repaired = run_playbook("install", host_vars=OVERRIDES, limit="cluster2,cluster3")
         assert repaired.rc == 0, repaired.output[-3000:]
         adm2.read_mutating_webhook_configuration("istio-revision-tag-default")
+        assert core3.read_namespaced_service("istio-ingressgateway", "istio-gateways").spec.selector \
+            == selector
         labels = client.CoreV1Api(apis["cluster2"]).read_namespace("storefront").metadata.labels
         assert labels.get("istio.io/rev") == "prod-stable" and "istio-injection" not in labels
         assert status_problems(run_playbook, tmp_path)["cluster2"] == []
