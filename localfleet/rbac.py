@@ -71,7 +71,8 @@ class Request:
 
 
 def client_of(user_agent: str) -> str:
-    """helm, or the meshfleet modules (the Kubernetes Python client), or the agent itself."""
+    """helm, or the meshfleet modules (their own REST client, or the Kubernetes Python client
+    some of kubernetes.core's modules and auth forms use), or the agent itself."""
     if user_agent.startswith("Helm/"):
         return "helm"
     if "python" in user_agent.lower():

@@ -24,6 +24,9 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions im
 )
 
 TIMEOUT = 120
+# How the apiserver's audit log names these requests (localfleet/rbac.py files them under the
+# modules, as it did the Kubernetes Python client's).
+USER_AGENT = "meshfleet-modules (python http.client)"
 APPLY = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 # A list of objects' metadata only (names, labels, annotations): a fraction of the full objects.
@@ -101,7 +104,7 @@ class KubeApi(object):
         return conn
 
     def _headers(self, content_type, accept):
-        headers = {"Accept": accept, "User-Agent": "meshfleet"}
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
         headers.update(self.connection.headers)
         authorization = self.connection.authorization()
         if authorization:
