@@ -109,9 +109,6 @@ class Helm(object):
                                               str(error))) from error
         return self._releases[key]
 
-    def forget(self, release, namespace):
-        self._releases.pop((release, namespace), None)
-
     def metadata(self, release, namespace):
         """Name, chart, chart version, revision and status of a release; None if absent."""
         if helm_record.stored_in_secrets():

@@ -89,7 +89,8 @@ class KubeApi(object):
     def _open(self):
         port = self.url.port or (443 if self.url.scheme == "https" else 80)
         host = self.url.hostname
-        if self._proxied():
+        proxied = self._proxied()
+        if proxied:
             proxy = urlsplit(self.connection.proxy)
             dial = (proxy.hostname, proxy.port or 3128)
         else:
@@ -99,7 +100,7 @@ class KubeApi(object):
                                   self.connection.server_hostname, TIMEOUT)
         else:
             conn = http.client.HTTPConnection(dial[0], dial[1], timeout=TIMEOUT)
-        if self._proxied():
+        if proxied:
             conn.set_tunnel(host, port, headers=self.connection.proxy_headers)
         return conn
 

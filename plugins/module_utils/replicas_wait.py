@@ -17,7 +17,7 @@ class ReplicasTimeout(MeshfleetError):
 
 
 def ready_replicas(deployment):
-    return (status_of(deployment) or {}).get("readyReplicas") or 0 if deployment else 0
+    return status_of(deployment).get("readyReplicas") or 0
 
 
 def short_of_minimum(readiness):
