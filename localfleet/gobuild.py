@@ -189,11 +189,27 @@ def helm_component(go: str, env: dict) -> Component:
         go_line=parse_go_line(gomod))
 
 
+def istioctl_component(go: str, env: dict) -> Component:
+    """istioctl of the default release: the judge tests consult on what meshfleet wrote."""
+    release = versions.ISTIO_DEFAULT
+    pseudo_version, hub, _kind = versions.ISTIO_BUILDS[release]
+    gomod = module_gomod(go, env, "istio.io/istio", pseudo_version)
+    commit = pseudo_version.rsplit("-", 1)[-1]
+    flags = [f"-X istio.io/istio/pkg/version.{name}={value}" for name, value in (
+        ("buildVersion", release), ("buildGitRevision", commit), ("buildStatus", "Clean"),
+        ("buildTag", release), ("buildHub", hub))]
+    return Component(
+        name="istioctl", module="istio.io/istio", version=pseudo_version,
+        packages=("istio.io/istio/istioctl/cmd/istioctl",), ldflags=tuple(flags),
+        godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+
+
 RECIPES = {
     "etcd": etcd_component,
     "kubernetes": kubernetes_component,
     "kwok": kwok_component,
     "helm": helm_component,
+    "istioctl": istioctl_component,
 }
 
 

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from localfleet import charts, gobuild, versions
 from tests.conftest import api_client
+from tests.playbooks import istioctl_judge
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def test_check_mode_on_empty_clusters_predicts_and_writes_nothing(run_playbook, 
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
 
 
-def test_install_builds_the_production_layout(run_playbook, apis, write_counter):
+def test_install_builds_the_production_layout(run_playbook, apis, write_counter, fleet):
     counter = write_counter()
     run = run_playbook("install", host_vars=OVERRIDES)
     assert run.rc == 0, run.output
@@ -59,6 +60,22 @@ def test_install_builds_the_production_layout(run_playbook, apis, write_counter)
     for name, api in apis.items():
         assert_layout(name, api)
     assert_enrolled_after_the_tag_serves(counter.writes()["cluster2"], apis["cluster2"])
+    assert_istioctl_approves(fleet, apis)
+
+
+def assert_istioctl_approves(fleet, apis):
+    """The release's istioctl finds the tags meshfleet wrote, exactly one injector for every
+    namespace that asks for injection (cluster2's storefront), nothing for `analyze -A` to warn
+    about (the access-log Telemetry names its provider: no IST0157) and nothing that would stop
+    an upgrade (`x precheck`)."""
+    objections = []
+    for name, api in apis.items():
+        objections += istioctl_judge.verdict(
+            fleet, name, api, {"default": REVISION, "prod-stable": REVISION}, REVISION)
+        objections += [f"{name}: precheck {m}" for m in istioctl_judge.precheck(fleet, name)]
+    assert objections == []
+    hooks_of, _ = istioctl_judge.injectors(fleet, "cluster2")
+    assert hooks_of == {"storefront": ["istio-revision-tag-prod-stable"]}
 
 
 def assert_enrolled_after_the_tag_serves(writes, api):
@@ -223,13 +240,17 @@ def test_one_bad_cluster_fails_alone(run_playbook, write_counter, fleet):
     assert counter.writes()["cluster2"] == []
 
 
-def test_status_writes_the_fleet_report(run_playbook, tmp_path):
+def test_status_writes_the_fleet_report(run_playbook, tmp_path, fleet):
     run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)})
     assert run.rc == 0, run.output
     report = json.loads((tmp_path / "fleet.json").read_text())
     assert sorted(report) == ["cluster1", "cluster2", "cluster3"]
-    for mesh in report.values():
-        assert mesh["tags"] == {"default": REVISION, "prod-stable": REVISION}
+    for name, mesh in report.items():
+        assert mesh["tags"] == istioctl_judge.tags(fleet, name) == {
+            "default": REVISION, "prod-stable": REVISION}
+        _, injected_by = istioctl_judge.injectors(fleet, name)
+        assert {ns["name"]: ns["revision"] for ns in mesh["namespaces"]} == {
+            ns["name"]: injected_by[ns["name"]] for ns in mesh["namespaces"]}
         assert mesh["revisions"][REVISION]["ready"] is True
         assert {s["serving_revision"] for s in mesh["gateway_services"]} == {REVISION}
         assert mesh["problems"] == []

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import api_client
+from tests.playbooks import istioctl_judge
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch, wait_until
 
@@ -76,7 +77,7 @@ def pods_on(api, revision, namespaces=APPS):
             and p.status.phase != "Succeeded"]
 
 
-def test_install_the_old_revision_with_demo_workloads(run_playbook, apis):
+def test_install_the_old_revision_with_demo_workloads(run_playbook, apis, fleet):
     run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
     assert run.rc == 0, run.output
     for name, api in apis.items():
@@ -84,6 +85,15 @@ def test_install_the_old_revision_with_demo_workloads(run_playbook, apis):
     for name, api in apis.items():
         # 3 web + 3 api + 2 db + 3 agent (one per node) + bare pod, all injected by the old one
         wait_until(lambda: len(pods_on(api, OLD)) >= 12, what=f"demo pods on {OLD} in {name}")
+    assert_istioctl_approves(fleet, apis, {"default": OLD, "prod-stable": OLD}, OLD)
+    assert [m for name in apis for m in istioctl_judge.precheck(fleet, name)] == []
+
+
+def assert_istioctl_approves(fleet, apis, tags, revision, clusters=None, allowed=()):
+    objections = []
+    for name in clusters or apis:
+        objections += istioctl_judge.verdict(fleet, name, apis[name], tags, revision, allowed)
+    assert objections == []
 
 
 def test_a_failing_health_gate_stops_the_cluster_before_promotion(run_playbook, apis,
@@ -131,6 +141,7 @@ def test_upgrade_moves_every_movable_workload_with_proof_at_every_step(run_playb
         gateway = client.CoreV1Api(api).read_namespaced_service("istio-ingressgateway",
                                                                "istio-gateways")
         assert gateway.spec.selector["istio.io/rev"] == NEW
+    assert_istioctl_approves(fleet, apis, {"default": NEW, "prod-stable": NEW}, NEW)
 
 
 def test_rollback_returns_to_the_old_revision_while_it_exists(run_playbook, apis, fleet):
@@ -143,6 +154,8 @@ def test_rollback_returns_to_the_old_revision_while_it_exists(run_playbook, apis
     assert pods_on(api, NEW) == []
     gateway = client.CoreV1Api(api).read_namespaced_service("istio-ingressgateway", "istio-gateways")
     assert gateway.spec.selector["istio.io/rev"] == OLD
+    assert_istioctl_approves(fleet, apis, {"default": OLD, "prod-stable": OLD}, OLD,
+                             clusters=["cluster3"])
 
 
 def test_a_rerun_after_the_bare_pod_is_gone_completes_and_prunes(run_playbook, apis, fleet):
@@ -157,6 +170,7 @@ def test_a_rerun_after_the_bare_pod_is_gone_completes_and_prunes(run_playbook, a
             "istio-system").items}
         assert installed == {f"istiod-{NEW}"}, name
         assert pods_on(api, OLD) == []
+    assert_istioctl_approves(fleet, apis, {"default": NEW, "prod-stable": NEW}, NEW)
 
 
 def test_a_second_upgrade_run_changes_nothing(run_playbook, write_counter):
