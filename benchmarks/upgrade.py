@@ -1,12 +1,12 @@
-"""Upgrade benchmark: meshfleet's canary upgrade 1.30-dev -> 1.31.0 of fleets carrying demo
+"""Upgrade benchmark: meshfleet's canary upgrade 1.30.3 -> 1.31.0 of fleets carrying demo
 workloads (a separate command, not part of the test suite; needs root, the cached builds and
 the packaged charts):
 
     .venv/bin/python benchmarks/upgrade.py [--cases 1x4 3x4 8x4 3x2 3x10] [--forks 8]
 
-A case `<clusters>x<deployments>` starts a fresh fleet `bench<clusters>`, installs 1.30-dev with
+A case `<clusters>x<deployments>` starts a fresh fleet `bench<clusters>`, installs 1.30.3 with
 playbooks/install.yml, creates <deployments> Deployments of 2 replicas per cluster (spread over
-two namespaces labelled istio.io/rev=prod-stable) and waits until every pod runs on 1-30-dev.
+two namespaces labelled istio.io/rev=prod-stable) and waits until every pod runs on 1-30-3.
 Then it runs, measured (see harness.py),
 
     ansible-playbook meshfleet.istio.upgrade -e '{"meshfleet_target_version": "1.31.0",
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (REPO, WORKDIR, fresh_fleet, kubectl, load_average, localfleet,  # noqa: E402
                      mib, run_playbook)
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 NAMESPACES = ("demo-a", "demo-b")
 REPLICAS = 2
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
@@ -102,10 +102,10 @@ def bench(size: int, deployments: int, forks: int, logs: Path) -> str:
     fleet = fresh_fleet(f"bench{size}", size)
     tag = f"{size}x{deployments}"
     setup = run_playbook(fleet, "meshfleet.istio.install", forks,
-                         extra_vars={"meshfleet_istio_version": "1.30-dev"},
+                         extra_vars={"meshfleet_istio_version": "1.30.3"},
                          log=logs / f"upgrade-{tag}-setup.log")
     if setup.rc != 0:
-        raise SystemExit(f"installing 1.30-dev on {size} cluster(s) failed; see {logs}")
+        raise SystemExit(f"installing 1.30.3 on {size} cluster(s) failed; see {logs}")
     for cluster in fleet.clusters:
         kubectl(fleet, cluster.spec.name, "apply", "-f", "-", stdin=demo_manifest(deployments))
     wait_for_demo(fleet, deployments, OLD)

@@ -2,9 +2,11 @@
 release build packages them: chart version and appVersion set to the Istio version, and the
 image hub and tag set in place of the source tree's development defaults."""
 
+import hashlib
 import json
 import re
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -37,6 +39,34 @@ def istio_module_dir(pseudo_version: str) -> Path:
     return Path(info["Dir"])
 
 
+def release_tree_charts(archive: str, work: Path) -> Path:
+    """Unpack manifests/charts of a shared release tree archive, after checking its SHA256SUMS
+    entry; returns the unpacked manifests/charts directory."""
+    upstream = paths.upstream_istio_dir()
+    path = upstream / archive
+    if not path.exists():
+        raise FleetError(f"{path} is missing: the Istio release trees are expected in {upstream} "
+                         "(set MESHFLEET_UPSTREAM_ISTIO to their directory)")
+    expected = _listed_sha256(upstream / "SHA256SUMS", archive)
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if expected != actual:
+        raise FleetError(f"{path}: SHA256 {actual} differs from SHA256SUMS ({expected})")
+    with tarfile.open(path) as tar:
+        root = tar.getmembers()[0].name.split("/", 1)[0]
+        wanted = [m for m in tar.getmembers()
+                  if m.name.startswith(f"{root}/manifests/charts/") and (m.isfile() or m.isdir())]
+        tar.extractall(work, members=wanted, filter="data")
+    return work / root / "manifests" / "charts"
+
+
+def _listed_sha256(sums: Path, name: str) -> str:
+    for line in sums.read_text().splitlines():
+        digest, _, listed = line.partition("  ")
+        if listed.strip() == name:
+            return digest
+    raise FleetError(f"{sums} lists no checksum for {name}")
+
+
 def set_release_images(values_text: str, hub: str, tag: str) -> str:
     """Replace the development hub/tag defaults (`hub: <dev hub>`, `tag: latest`)."""
     values_text = re.sub(rf"^(\s*hub:\s*){re.escape(DEV_HUB)}\s*$", rf"\g<1>{hub}",
@@ -49,22 +79,25 @@ def package(version: str, helm: Path) -> Path:
     out = chart_dir(version)
     if (out / ".complete").exists():
         return out
-    pseudo, hub, kind = versions.ISTIO_BUILDS[version]
-    with Step(f"packaging Istio {version} charts ({kind} build {pseudo[-12:]})"):
-        source = istio_module_dir(pseudo) / "manifests" / "charts"
+    source, hub, kind = versions.ISTIO_BUILDS[version]
+    with Step(f"packaging Istio {version} charts ({kind} {source[-20:]})"), \
+            tempfile.TemporaryDirectory() as work:
+        if kind == "release tree":
+            charts = release_tree_charts(source, Path(work) / "tree")
+        else:
+            charts = istio_module_dir(source) / "manifests" / "charts"
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with tempfile.TemporaryDirectory() as work:
-            for name, rel in CHART_DIRS.items():
-                chart = Path(work) / name
-                shutil.copytree(source / rel, chart)
-                values = chart / "values.yaml"
-                values.write_text(set_release_images(values.read_text(), hub, version))
-                gobuild.run([str(helm), "package", "--version", version, "--app-version",
-                             version, "-d", str(tmp), str(chart)], what=f"helm package {name}")
+        for name, rel in CHART_DIRS.items():
+            chart = Path(work) / name
+            shutil.copytree(charts / rel, chart)
+            values = chart / "values.yaml"
+            values.write_text(set_release_images(values.read_text(), hub, version))
+            gobuild.run([str(helm), "package", "--version", version, "--app-version",
+                         version, "-d", str(tmp), str(chart)], what=f"helm package {name}")
         gobuild.run([str(helm), "repo", "index", str(tmp)], what="helm repo index")
-        (tmp / ".complete").write_text(json.dumps({"pseudo_version": pseudo, "hub": hub}))
+        (tmp / ".complete").write_text(json.dumps({"source": source, "hub": hub}))
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out

@@ -35,6 +35,9 @@ VOLUMES = [
         "audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}]}},
     {"name": "istiod-ca-cert", "configMap": {"name": "istio-ca-root-cert"}},
 ]
+# The sidecar template's alone (the gateway template has no CRL volume).
+SIDECAR_VOLUMES = [{"name": "istio-ca-crl", "configMap": {"name": "istio-ca-crl", "optional": True}}]
+SIDECAR_MOUNTS = [{"name": "istio-ca-crl", "mountPath": "/var/run/secrets/istio/crl"}]
 MOUNTS = [
     {"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"},
     {"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"},
@@ -188,6 +191,14 @@ def init_container(image: str) -> dict:
                                                  "drop": ["ALL"]}}}
 
 
+def proxy_mounts(sidecar: bool) -> list:
+    """The proxy's mounts; the sidecar template adds the CRL right after the CA certificate."""
+    if not sidecar:
+        return MOUNTS
+    after = next(i for i, m in enumerate(MOUNTS) if m["name"] == "istiod-ca-cert") + 1
+    return MOUNTS[:after] + SIDECAR_MOUNTS + MOUNTS[after:]
+
+
 def injection_patch(pod: dict, revision: str, values: dict, templates: list) -> list:
     """The JSON patch: proxy container (or, when the pod already names one, as gateways do
     with image `auto`, its image and mounts), istio-init for the sidecar template, volumes,
@@ -195,14 +206,18 @@ def injection_patch(pod: dict, revision: str, values: dict, templates: list) -> 
     metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     annotations = metadata.get("annotations") or {}
     ops, added = [], {"initContainers": None, "containers": [PROXY]}
-    _add_proxy(ops, spec, proxy_container(proxy_image(values, annotations), revision, values),
+    sidecar = "gateway" not in templates
+    volumes = VOLUMES + (SIDECAR_VOLUMES if sidecar else [])
+    proxy = proxy_container(proxy_image(values, annotations), revision, values)
+    proxy["volumeMounts"] = proxy_mounts(sidecar)
+    _add_proxy(ops, spec, proxy,
                values.get("global", {}).get("proxy", {}).get("holdApplicationUntilProxyStarts"))
-    if "gateway" not in templates:
+    if sidecar:
         added["initContainers"] = [INIT]
         _append(ops, "/spec/initContainers", spec.get("initContainers"),
                 [init_container(proxy_image(values, annotations, "proxy_init"))])
-    _append(ops, "/spec/volumes", spec.get("volumes"), _missing(spec.get("volumes"), VOLUMES))
-    added["volumes"] = [v["name"] for v in VOLUMES]
+    _append(ops, "/spec/volumes", spec.get("volumes"), _missing(spec.get("volumes"), volumes))
+    added["volumes"] = [v["name"] for v in volumes]
     secrets = [{"name": s} for s in values.get("global", {}).get("imagePullSecrets") or []]
     _append(ops, "/spec/imagePullSecrets", spec.get("imagePullSecrets"),
             _missing(spec.get("imagePullSecrets"), secrets))
@@ -210,7 +225,7 @@ def injection_patch(pod: dict, revision: str, values: dict, templates: list) -> 
     added["revision"] = revision or "default"
     _set_entries(ops, "/metadata/labels", metadata.get("labels"), injected_labels(pod))
     _set_entries(ops, "/metadata/annotations", metadata.get("annotations"),
-                 injected_annotations(pod, revision, added, "gateway" not in templates))
+                 injected_annotations(pod, revision, added, sidecar))
     return ops
 
 
@@ -225,7 +240,7 @@ def _add_proxy(ops: list, spec: dict, proxy: dict, first: bool) -> None:
     ops.append({"op": "add", "path": f"/spec/containers/{index}/image", "value": proxy["image"]})
     current = containers[index].get("volumeMounts")
     paths = {m.get("mountPath") for m in current or []}
-    mounts = [m for m in _missing(current, MOUNTS) if m["mountPath"] not in paths]
+    mounts = [m for m in _missing(current, proxy["volumeMounts"]) if m["mountPath"] not in paths]
     _append(ops, f"/spec/containers/{index}/volumeMounts", current, mounts)
 
 

@@ -32,5 +32,11 @@ def state_root() -> Path:
     return Path(os.environ.get("MESHFLEET_STATE_DIR") or REPO_ROOT / ".localfleet")
 
 
+def upstream_istio_dir() -> Path:
+    """Istio release trees the module proxy does not serve (read only; see its README)."""
+    return Path(os.environ.get("MESHFLEET_UPSTREAM_ISTIO")
+                or REPO_ROOT.parent / "shared" / "upstream" / "istio")
+
+
 def venv_dir() -> Path:
     return Path(os.environ.get("MESHFLEET_VENV") or REPO_ROOT / ".venv")

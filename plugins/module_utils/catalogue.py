@@ -30,6 +30,9 @@ MINORS = {
 
 # Tag objects changed shape in 1.28: a Service per tag joined the webhook configuration.
 TAG_SERVICE_SINCE = (1, 28)
+# From 1.25 istiod assigns ServiceEntry addresses itself (PILOT_ENABLE_IP_AUTOALLOCATE on by
+# default), and the proxy-side ISTIO_META_DNS_AUTO_ALLOCATE draws a mesh-config warning.
+ISTIOD_ALLOCATES_SINCE = (1, 25)
 
 
 class UnknownVersion(VersionError):
@@ -58,6 +61,7 @@ def lookup(version):
         "kubernetes_max": entry["kubernetes"][1],
         "engines": list(entry["engines"]),
         "tag_service": parsed.minor_key >= TAG_SERVICE_SINCE,
+        "dns_auto_allocation": "istiod" if parsed.minor_key >= ISTIOD_ALLOCATES_SINCE else "proxy",
     }
 
 

@@ -19,9 +19,9 @@ from localfleet import audit, charts, gobuild, stages, versions
 pytestmark = pytest.mark.fleet
 
 ISTIO_NS = "istio-system"
-REVISION, CANARY, TAG = "1-31-0", "1-30-dev", "prod-stable"
+REVISION, CANARY, TAG = "1-31-0", "1-30-3", "prod-stable"
 RELEASE_IMAGE = "registry.istio.io/release/proxyv2:1.31.0"
-CANARY_IMAGE = "registry.istio.io/testing/proxyv2:1.30-dev"
+CANARY_IMAGE = "registry.istio.io/release/proxyv2:1.30.3"
 
 
 def wait_for(probe, timeout=60, interval=0.3, what="condition"):
@@ -76,7 +76,7 @@ class Target:
 
 @pytest.fixture(scope="module")
 def istio(fleet):
-    """Base chart and two revisions (1-31-0 with tag prod-stable, 1-30-dev), as the official
+    """Base chart and two revisions (1-31-0 with tag prod-stable, 1-30-3), as the official
     canary procedure installs them."""
     if len(fleet.clusters) < 2:
         pytest.skip("needs a fleet of at least two clusters")

@@ -1,5 +1,5 @@
 """A canary-upgrade scene on the fleet's first cluster, shared by the gateway_cutover and
-revision_prune tests: revision 1-30-dev installed by the install playbook (one ingress gateway,
+revision_prune tests: revision 1-30-3 installed by the install playbook (one ingress gateway,
 its stable Service, tags default and prod-stable), then revision 1-31-0 beside it with the charts
 installed directly (the istiod role refuses a second revision), its ingress gateway optionally
 held NotReady by the local fleet's hold label. Also a runner for single module tasks, whose
@@ -19,12 +19,12 @@ from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
 from tests.playbooks.conftest import collections_path
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 CLUSTER = "cluster1"
 GATEWAY = "istio-ingressgateway"
 GATEWAY_NS = "istio-gateways"
 LAYOUT_NAMESPACES = ("istio-system", "istio-gateways", "istio-config")
-INSTALL_OLD = {"meshfleet_istio_version": "1.30-dev",
+INSTALL_OLD = {"meshfleet_istio_version": "1.30.3",
                "meshfleet_gateways": [{"name": GATEWAY, "kind": "ingress"}]}
 INGRESS_PORTS = [
     {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
@@ -71,7 +71,7 @@ def gateway_values(revision, hold):
 
 
 def install_two_revisions(run_playbook, fleet, api, tmp_path, hold_new_gateway):
-    """1-30-dev through the install playbook, 1-31-0 with helm; returns when the new gateway's
+    """1-30-3 through the install playbook, 1-31-0 with helm; returns when the new gateway's
     two pods exist (Ready unless held)."""
     run = run_playbook("install", extra_vars=INSTALL_OLD, limit=CLUSTER)
     assert run.rc == 0, run.output[-4000:]

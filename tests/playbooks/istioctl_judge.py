@@ -127,3 +127,27 @@ def verdict(fleet, cluster, api, tags_expected, revision, allowed=()):
     found += injection_problems(fleet, cluster, asking_namespaces(api))
     found += [m for m in analyze(fleet, cluster, revision) if m.split(" ", 1)[0] not in allowed]
     return [f"{cluster}: {problem}" for problem in found]
+
+
+def rendered_injection(fleet, cluster, api, revision, pod, workdir):
+    """The pod as the release's own injection template renders it with what meshfleet wrote:
+    `istioctl kube-inject` offline, from the revision's injector and mesh ConfigMaps read from
+    the cluster. Returns (the injected pod, the warnings istioctl printed)."""
+    import yaml
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    injector = core.read_namespaced_config_map(f"istio-sidecar-injector-{revision}",
+                                               ISTIO_NAMESPACE).data
+    mesh = core.read_namespaced_config_map(f"istio-{revision}", ISTIO_NAMESPACE).data["mesh"]
+    files = {"config": injector["config"], "values": injector["values"], "mesh": mesh,
+             "pod.yaml": yaml.safe_dump(pod)}
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    proc = istioctl(fleet, cluster, "kube-inject", "-f", str(workdir / "pod.yaml"),
+                    "--injectConfigFile", str(workdir / "config"),
+                    "--valuesFile", str(workdir / "values"),
+                    "--meshConfigFile", str(workdir / "mesh"))
+    warnings = [line for line in proc.stderr.splitlines() if "\twarn\t" in line or "\terror\t" in line]
+    injected = next(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+    return injected, warnings

@@ -16,7 +16,7 @@ from tests.playbooks.mesh_watch import wait_until
 
 pytestmark = pytest.mark.fleet
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
            "meshfleet_rollout_timeout": 180}
 APP = "shop"
@@ -79,7 +79,7 @@ def record(api):
 
 def test_install_through_one_kubeconfig_per_cluster(run_playbook, inventory, apis):
     run = run_playbook("install", inventory=inventory,
-                       extra_vars={"meshfleet_istio_version": "1.30-dev"})
+                       extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc == 0, run.output[-4000:]
     assert sorted(run.recap()) == sorted(apis)
     for host, api in apis.items():
@@ -124,9 +124,9 @@ def test_installing_the_older_version_says_there_is_no_downgrade(run_playbook, i
                                                                  write_counter):
     counter = write_counter()
     run = run_playbook("install", inventory=inventory,
-                       extra_vars={"meshfleet_istio_version": "1.30-dev"})
+                       extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc != 0
-    assert "meshfleet_istio_version 1.30-dev is older than the installed 1.31" in run.output, \
+    assert "meshfleet_istio_version 1.30.3 is older than the installed 1.31" in run.output, \
         run.output[-4000:]
     assert "meshfleet does not downgrade" in run.output
     assert "use the upgrade playbook" not in run.output

@@ -18,7 +18,7 @@ from tests.playbooks.mesh_watch import wait_until
 
 pytestmark = pytest.mark.fleet
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 WAVES = {"canary": ["cluster1"], "wave1": ["cluster2", "cluster3"]}
 # Survey answers of the upgrade template, and the wait a sliced template sets for the canary.
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
@@ -126,7 +126,7 @@ def assert_no_secret_in(job, secrets):
 
 def test_check_mode_job_predicts_the_install_and_writes_nothing(controller, write_counter):
     counter = write_counter()
-    [job] = controller("install", {"meshfleet_istio_version": "1.30-dev"}, check=True)
+    [job] = controller("install", {"meshfleet_istio_version": "1.30.3"}, check=True)
     assert job.rc == 0, job.stdout()[-5000:]
     assert job.status == "successful"
     assert sorted(job.changed_hosts()) == ["cluster1", "cluster2", "cluster3"]
@@ -134,7 +134,7 @@ def test_check_mode_job_predicts_the_install_and_writes_nothing(controller, writ
 
 
 def test_install_job_with_the_kubeconfig_credential(controller, apis):
-    [job] = controller("install", {"meshfleet_istio_version": "1.30-dev"})
+    [job] = controller("install", {"meshfleet_istio_version": "1.30.3"})
     assert job.rc == 0, job.stdout()[-5000:]
     assert sorted(job.stats()["ok"]) == ["cluster1", "cluster2", "cluster3"]
     assert job.failed_hosts() == []

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.fleet
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "build" / "test-output" / "dashboard"
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 3,
            "meshfleet_rollout_timeout": 120}
 HOLD = "localfleet.meshfleet.io/hold"
@@ -85,7 +85,7 @@ def injected(api, namespace, revision):
 
 
 def test_install_the_older_release_with_a_pod_that_keeps_it(run_playbook, apis, names):
-    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
+    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc == 0, run.output[-4000:]
     # A bare pod on the last cluster: no controller restarts it, so its revision is kept.
     api = apis[names[-1]]
@@ -174,7 +174,7 @@ def test_the_dashboard_of_the_fleet_in_a_real_browser(report, names, tmp_path):
         assert f"to {NEW}: {len(names)} of {len(names)} passed" in progress, progress
         kept = browser.evaluate(f"document.getElementById('cluster-{names[-1]}').innerText")
         # The old revision is kept there (the bare pod and its gateways' pods still run on it).
-        assert f"{OLD} (1.30-dev)" in kept and re.search(rf"{OLD}: [1-9]", kept), kept
+        assert f"{OLD} (1.30.3)" in kept and re.search(rf"{OLD}: [1-9]", kept), kept
         assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         shot = browser.screenshot(tmp_path / "fleet.png")
     assert shot.stat().st_size > 10000

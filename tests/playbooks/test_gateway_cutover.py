@@ -31,7 +31,7 @@ def api(fleet):
 
 @pytest.fixture(scope="module")
 def scene(run_playbook, fleet, api, tmp_path_factory):
-    """Both revisions, the stable Service on 1-30-dev, the 1-31-0 gateway held NotReady."""
+    """Both revisions, the stable Service on 1-30-3, the 1-31-0 gateway held NotReady."""
     install_two_revisions(run_playbook, fleet, api, tmp_path_factory.mktemp("charts"),
                           hold_new_gateway=True)
     yield

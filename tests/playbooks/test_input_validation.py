@@ -1,4 +1,4 @@
-"""Bad input on a populated fleet (revision 1-30-dev installed on every cluster): every case is
+"""Bad input on a populated fleet (revision 1-30-3 installed on every cluster): every case is
 refused by the validation pass before the first request to any cluster, with a message naming
 the cluster and the user's own meshfleet_* variable, and no write request reaches any apiserver.
 Then unreachable clusters: the message says which API server could not be reached, in the play
@@ -12,8 +12,8 @@ from tests.conftest import api_client
 
 pytestmark = pytest.mark.fleet
 
-OLD = "1-30-dev"
-INSTALL = {"meshfleet_istio_version": "1.30-dev"}
+OLD = "1-30-3"
+INSTALL = {"meshfleet_istio_version": "1.30.3"}
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
            "meshfleet_prune_after": 0}
 # Internal names a message must never show instead of the user's variable.
@@ -65,7 +65,7 @@ def assert_refused(run, counter, clusters, *expected):
     ({"meshfleet_max_fail_percentage": 150}, "meshfleet_max_fail_percentage is 150"),
     ({"meshfleet_istio_version": "1.30"}, "meshfleet_istio_version is '1.30'"),
     ({"meshfleet_istio_version": "latest"}, "meshfleet_istio_version is 'latest'"),
-    ({"meshfleet_stable_tag": "1-30-dev"}, "meshfleet_stable_tag is '1-30-dev'"),
+    ({"meshfleet_stable_tag": "1-30-3"}, "meshfleet_stable_tag is '1-30-3'"),
     ({"meshfleet_istio_version": "1.31.1"},
      "the istiod chart of Istio 1.31.1 is not available from meshfleet_chart_source"),
 ], ids=["replicas", "port", "gateway-name", "system-namespace", "serial", "fail-budget",

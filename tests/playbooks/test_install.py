@@ -78,6 +78,39 @@ def assert_istioctl_approves(fleet, apis):
     assert hooks_of == {"storefront": ["istio-revision-tag-prod-stable"]}
 
 
+def test_the_release_template_renders_the_sidecar_the_fleet_injects(apis, fleet, tmp_path):
+    """What the apiserver's injector gives a pod in an enrolled namespace (a server-side dry
+    run in cluster2's storefront) has the containers, images and revision that the release's own
+    injection template renders from the ConfigMaps meshfleet installed, and the proxy it renders
+    dials the revision's istiod. istioctl warns about nothing in that mesh config (before 1.25's
+    istiod allocated addresses itself, the guide's ISTIO_META_DNS_AUTO_ALLOCATE drew a warning)."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "judge-probe", "namespace": "storefront"},
+           "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}
+    admitted = client.CoreV1Api(apis["cluster2"]).create_namespaced_pod(
+        "storefront", pod, dry_run="All").to_dict()
+    rendered, warnings = istioctl_judge.rendered_injection(
+        fleet, "cluster2", apis["cluster2"], REVISION, pod, tmp_path)
+    assert warnings == []
+
+    def shape(spec, key):
+        return [(c["name"], c["image"]) for c in spec.get(key) or []]
+    assert shape(admitted["spec"], "containers") == shape(rendered["spec"], "containers")
+    assert shape(admitted["spec"], "init_containers") == shape(rendered["spec"], "initContainers")
+    # kube-api-access-* is the apiserver's service-account token volume, not the injector's
+    assert {v["name"] for v in admitted["spec"]["volumes"]
+            if not v["name"].startswith("kube-api-access-")} == {
+        v["name"] for v in rendered["spec"]["volumes"]}
+    assert ("istio-proxy", f"registry.istio.io/release/proxyv2:{VERSION}") in shape(
+        rendered["spec"], "containers")
+    assert rendered["metadata"]["annotations"]["istio.io/rev"] == REVISION
+    assert admitted["metadata"]["annotations"]["istio.io/rev"] == REVISION
+    proxy = next(c for c in rendered["spec"]["containers"] if c["name"] == "istio-proxy")
+    proxy_config = json.loads(next(e["value"] for e in proxy["env"] if e["name"] == "PROXY_CONFIG"))
+    assert proxy_config["discoveryAddress"] == f"istiod-{REVISION}.istio-system.svc:15012"
+    assert proxy_config["proxyMetadata"] == {"ISTIO_META_DNS_CAPTURE": "true"}
+
+
 def assert_enrolled_after_the_tag_serves(writes, api):
     """The application namespace gets its tag label only after the tag's webhook was created
     and istiod's release installed (helm --wait: its Deployment Ready), never before: a pod

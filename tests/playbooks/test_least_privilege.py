@@ -36,7 +36,7 @@ RBAC_DIR = REPO / "rbac"
 DERIVE = os.environ.get("MESHFLEET_RBAC_DERIVE") == "1"
 IDENTITY = rbac.service_account_user()
 ADMIN = "meshfleet-admin"
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 APP = "shop"
 LAYOUT = ("istio-system", "istio-gateways", "istio-config")
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
@@ -198,7 +198,7 @@ def test_a_role_without_the_namespaces_rule_fails_naming_cluster_and_permission(
     try:
         window = Window(fleet)
         run = run_as_identity(run_playbook, identity, "install", limit="cluster2",
-                              extra_vars={"meshfleet_istio_version": "1.30-dev"})
+                              extra_vars={"meshfleet_istio_version": "1.30.3"})
     finally:
         cluster2.kubectl("apply", "-f", str(RBAC_DIR / rbac.FILES["clusterrole"]))
     assert run.rc != 0
@@ -219,7 +219,7 @@ def test_a_role_without_the_namespaces_rule_fails_naming_cluster_and_permission(
 def test_install_as_the_service_account(run_playbook, identity, fleet, apis):
     window = Window(fleet)
     run = run_as_identity(run_playbook, identity, "install", extra_vars={
-        "meshfleet_istio_version": "1.30-dev", "meshfleet_application_namespaces": [APP],
+        "meshfleet_istio_version": "1.30.3", "meshfleet_application_namespaces": [APP],
         "meshfleet_default_sidecar": True})
     assert run.rc == 0, run.output[-5000:]
     window.assert_made_by_the_identity()

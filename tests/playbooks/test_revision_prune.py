@@ -37,7 +37,7 @@ def api(fleet):
 
 @pytest.fixture(scope="module")
 def scene(run_playbook, fleet, api, tmp_path_factory):
-    """Both revisions Ready; tags, validator and the stable Service on 1-30-dev."""
+    """Both revisions Ready; tags, validator and the stable Service on 1-30-3."""
     install_two_revisions(run_playbook, fleet, api, tmp_path_factory.mktemp("charts"),
                           hold_new_gateway=False)
     yield

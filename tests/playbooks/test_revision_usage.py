@@ -148,7 +148,7 @@ def webhook_with_omitted_selectors(api):
 
 @pytest.fixture(scope="module")
 def scene(run_playbook, fleet, api, tmp_path_factory):
-    """1-30-dev serving with every tag, the validator and the stable Service; 1-31-0 installed
+    """1-30-3 serving with every tag, the validator and the stable Service; 1-31-0 installed
     beside it with its two Ready gateway pods and nothing else."""
     install_two_revisions(run_playbook, fleet, api, tmp_path_factory.mktemp("charts"),
                           hold_new_gateway=False)

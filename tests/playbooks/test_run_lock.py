@@ -22,7 +22,7 @@ from tests.playbooks.test_upgrade_failures import failures, lock_holder, mesh_fa
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 CLUSTERS = "cluster1,cluster2"
 APP = "orders"
 # cluster2's restarts, one Deployment at a time, take long enough to kill the run among them.
@@ -31,7 +31,7 @@ WORKLOADS = {"cluster1": ["w1", "w2"], "cluster2": ["w1", "w2", "w3", "w4", "w5"
 TTL = 12
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
            "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 90, "meshfleet_lock_ttl": TTL}
-INSTALL_OLD = {"meshfleet_istio_version": "1.30-dev", "meshfleet_application_namespaces": [APP]}
+INSTALL_OLD = {"meshfleet_istio_version": "1.30.3", "meshfleet_application_namespaces": [APP]}
 # After a kill: the module's watch notices in a second, a request in flight ends, the renewer
 # sees the controller gone before its next renewal.
 SETTLE = 5

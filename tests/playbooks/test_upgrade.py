@@ -19,7 +19,7 @@ from tests.playbooks.mesh_watch import MeshWatch, wait_until
 
 pytestmark = pytest.mark.fleet
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
            "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 120}
 APPS = ["shop", "data", "node", "misc"]
@@ -78,7 +78,7 @@ def pods_on(api, revision, namespaces=APPS):
 
 
 def test_install_the_old_revision_with_demo_workloads(run_playbook, apis, fleet):
-    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
+    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc == 0, run.output
     for name, api in apis.items():
         deploy_demo_workloads(api)
@@ -137,7 +137,7 @@ def test_upgrade_moves_every_movable_workload_with_proof_at_every_step(run_playb
     for name, api in apis.items():
         assert mesh_tags(api) == {"default": NEW, "prod-stable": NEW}
         assert pods_on(api, OLD) == ["misc/bare"], name
-        assert "kept revision 1-30-dev" in run.output and "misc/bare" in run.output
+        assert "kept revision 1-30-3" in run.output and "misc/bare" in run.output
         gateway = client.CoreV1Api(api).read_namespaced_service("istio-ingressgateway",
                                                                "istio-gateways")
         assert gateway.spec.selector["istio.io/rev"] == NEW

@@ -15,7 +15,7 @@ from tests.playbooks.mesh_watch import wait_until
 
 pytestmark = pytest.mark.fleet
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
            "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 180}
 APP = "shop"
@@ -37,7 +37,7 @@ def summaries(output):
 
 
 def test_a_fleet_one_minor_behind(run_playbook, apis):
-    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
+    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc == 0, run.output[-4000:]
     for api in apis.values():
         deploy_web(api, APP, replicas=2)

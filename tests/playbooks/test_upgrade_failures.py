@@ -21,7 +21,7 @@ from tests.playbooks.mesh_watch import MeshWatch, wait_until
 # Each test runs several playbooks on three clusters of a shared two-core machine.
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 # A lock that goes stale a minute after its run died and expires only after ten.
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",
            "meshfleet_prune_after": 0, "meshfleet_rollout_timeout": 180,
@@ -157,7 +157,7 @@ def assert_upgraded(fleet, api, cluster):
 # ------------------------------------------------------------------ the tests
 
 def test_install_the_old_revision_with_a_demo_workload(run_playbook, apis):
-    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"})
+    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30.3"})
     assert run.rc == 0, run.output[-5000:]
     for api in apis.values():
         deploy_demo(api)
@@ -230,7 +230,7 @@ def test_reinstall_the_old_revision_on_the_wave(run_playbook, apis):
         delete_demo(apis[name])
     run = run_playbook("uninstall", extra_vars={"meshfleet_force": True}, limit="cluster2,cluster3")
     assert run.rc == 0, run.output[-5000:]
-    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30-dev"},
+    run = run_playbook("install", extra_vars={"meshfleet_istio_version": "1.30.3"},
                        limit="cluster2,cluster3")
     assert run.rc == 0, run.output[-5000:]
     for name in ("cluster2", "cluster3"):

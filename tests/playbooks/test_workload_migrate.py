@@ -1,5 +1,5 @@
 """workload_migrate on the fleet's first cluster: two istiod revisions installed with Helm
-(1-30-dev and 1-31-0), namespaces on tag prod-stable -> 1-30-dev with one workload of each kind,
+(1-30-3 and 1-31-0), namespaces on tag prod-stable -> 1-30-3 with one workload of each kind,
 then prod-stable moved to 1-31-0 and the workloads migrated: check mode first, the real run
 (with a PodDisruptionBudget watched all along), a second run, and a workload held NotReady.
 The tests run in file order and build on each other; the module's fixture removes everything
@@ -23,7 +23,7 @@ from tests.playbooks.conftest import collections_path
 
 pytestmark = pytest.mark.fleet
 
-OLD, NEW = "1-30-dev", "1-31-0"
+OLD, NEW = "1-30-3", "1-31-0"
 CLUSTER = "cluster1"
 APPS, LEGACY, HELD = "wm-apps", "wm-legacy", "wm-held"
 PLAYBOOK = Path(__file__).parent / "files" / "workload_migrate.yml"
@@ -87,7 +87,7 @@ SMALL = ["--set", "resources.requests.cpu=10m", "--set", "resources.requests.mem
 def install_revisions(fleet):
     helm(fleet, "install", "istio-base", chart("base", "1.31.0"), "-n", "istio-system",
          "--create-namespace", "--set", f"defaultRevision={OLD}")
-    for version, revision in (("1.30-dev", OLD), ("1.31.0", NEW)):
+    for version, revision in (("1.30.3", OLD), ("1.31.0", NEW)):
         helm(fleet, "install", f"istiod-{revision}", chart("istiod", version), "-n", "istio-system",
              "--set", f"revision={revision}", *SMALL, "--wait", "--timeout", "3m")
 
@@ -208,7 +208,7 @@ def api(fleet):
 
 @pytest.fixture(scope="module")
 def scene(fleet, api, tmp_path_factory):
-    """The revisions, tags default and prod-stable on 1-30-dev, and the workloads, all Ready;
+    """The revisions, tags default and prod-stable on 1-30-3, and the workloads, all Ready;
     everything is removed at the end of the module. Yields a function that points tags at
     revisions ({tag: revision})."""
     workdir = tmp_path_factory.mktemp("workload_migrate_tags")
@@ -285,7 +285,7 @@ def test_the_workloads_start_on_the_old_revision(scene, api):
 
 @pytest.mark.parametrize("namespaces,tag,message", [
     ([LEGACY], "prod-nowhere", "'prod-nowhere' is neither a revision tag nor an installed revision "
-                               "(tags: default, prod-stable; revisions: 1-30-dev, 1-31-0)"),
+                               "(tags: default, prod-stable; revisions: 1-30-3, 1-31-0)"),
     ([LEGACY, "wm-missing"], "prod-stable",
      "namespace(s) wm-missing do not exist: create them or leave them out of namespaces"),
 ])

@@ -1,6 +1,12 @@
 """Pure logic of the build and chart tooling (no cluster, no network)."""
 
-from localfleet import charts, gobuild
+import hashlib
+import tarfile
+
+import pytest
+
+from localfleet import charts, gobuild, versions
+from localfleet.progress import FleetError
 from localfleet.cluster import MAX_CLUSTERS, ClusterSpec
 from localfleet.fleet import component_port
 
@@ -70,3 +76,50 @@ def test_clusters_never_share_a_port_or_a_cidr():
     assert len(ports) == len(set(ports))
     cidrs = [s.service_cidr for s in specs] + [s.pod_cidr for s in specs]
     assert len(cidrs) == len(set(cidrs))
+
+
+def test_istioctl_is_built_from_the_default_release_with_its_version_stamped(monkeypatch):
+    monkeypatch.setattr(gobuild, "module_gomod", lambda *_: "module istio.io/istio\n\ngo 1.26.0\n")
+    component = gobuild.istioctl_component("go", {})
+    pseudo, hub, _ = versions.ISTIO_BUILDS[versions.ISTIO_DEFAULT]
+    assert (component.module, component.version) == ("istio.io/istio", pseudo)
+    assert component.packages == ("istio.io/istio/istioctl/cmd/istioctl",)
+    assert f"-X istio.io/istio/pkg/version.buildVersion={versions.ISTIO_DEFAULT}" in component.ldflags
+    assert f"-X istio.io/istio/pkg/version.buildHub={hub}" in component.ldflags
+    assert component.go_line == "1.26.0"
+
+
+def release_tree(tmp_path, name="istio-9.9.9.tar.gz"):
+    src = tmp_path / "src" / "istio-9.9.9"
+    (src / "manifests" / "charts" / "base").mkdir(parents=True)
+    (src / "manifests" / "charts" / "base" / "Chart.yaml").write_text("name: base\n")
+    (src / "pilot").mkdir()
+    (src / "pilot" / "main.go").write_text("package main\n")
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    with tarfile.open(upstream / name, "w:gz") as tar:
+        tar.add(src, arcname="istio-9.9.9")
+    digest = hashlib.sha256((upstream / name).read_bytes()).hexdigest()
+    (upstream / "SHA256SUMS").write_text(f"{digest}  {name}\n")
+    return upstream
+
+
+def test_a_release_tree_unpacks_only_its_charts_after_its_checksum(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESHFLEET_UPSTREAM_ISTIO", str(release_tree(tmp_path)))
+    found = charts.release_tree_charts("istio-9.9.9.tar.gz", tmp_path / "work")
+    assert (found / "base" / "Chart.yaml").read_text() == "name: base\n"
+    assert not (tmp_path / "work" / "istio-9.9.9" / "pilot").exists()
+
+
+def test_a_release_tree_that_differs_from_its_checksum_is_refused(tmp_path, monkeypatch):
+    upstream = release_tree(tmp_path)
+    (upstream / "SHA256SUMS").write_text("0" * 64 + "  istio-9.9.9.tar.gz\n")
+    monkeypatch.setenv("MESHFLEET_UPSTREAM_ISTIO", str(upstream))
+    with pytest.raises(FleetError, match="differs from SHA256SUMS"):
+        charts.release_tree_charts("istio-9.9.9.tar.gz", tmp_path / "work")
+
+
+def test_a_missing_release_tree_names_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESHFLEET_UPSTREAM_ISTIO", str(tmp_path))
+    with pytest.raises(FleetError, match="MESHFLEET_UPSTREAM_ISTIO"):
+        charts.release_tree_charts("istio-9.9.9.tar.gz", tmp_path / "work")

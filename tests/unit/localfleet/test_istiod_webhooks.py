@@ -69,6 +69,15 @@ def test_gateway_template_replaces_the_auto_image_and_adds_no_init_container():
     assert len(mounts) == len(set(mounts)) == len(webhooks.MOUNTS)
     assert json.loads(out["metadata"]["annotations"]["sidecar.istio.io/status"])[
         "initContainers"] is None
+    assert "istio-ca-crl" not in {v["name"] for v in out["spec"]["volumes"]}
+
+
+def test_only_the_sidecar_template_mounts_the_optional_crl_after_the_ca_certificate():
+    out = injected(pod())
+    volume = next(v for v in out["spec"]["volumes"] if v["name"] == "istio-ca-crl")
+    assert volume["configMap"] == {"name": "istio-ca-crl", "optional": True}
+    mounts = [m["mountPath"] for m in out["spec"]["containers"][1]["volumeMounts"]]
+    assert mounts[mounts.index("/var/run/secrets/istio") + 1] == "/var/run/secrets/istio/crl"
 
 
 @pytest.mark.parametrize("opt_out", [{"labels": {"sidecar.istio.io/inject": "false"}},

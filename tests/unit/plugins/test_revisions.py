@@ -55,6 +55,12 @@ def test_catalogue_knows_supported_releases_and_their_kubernetes_range():
     assert catalogue.lookup("1.23.6")["engines"] == ["operator", "helm"]
 
 
+def test_from_1_25_istiod_allocates_service_entry_addresses_itself():
+    assert catalogue.lookup("1.24.6")["dns_auto_allocation"] == "proxy"
+    assert catalogue.lookup("1.25.0")["dns_auto_allocation"] == "istiod"
+    assert catalogue.lookup("1.30-dev")["dns_auto_allocation"] == "istiod"
+
+
 @pytest.mark.parametrize("version,message", [
     ("1.31.9", "newest known 1.31 release is 1.31.1"),
     ("1.40.0", "not in meshfleet's version catalogue"),
