@@ -212,10 +212,14 @@ def remove_release(helm, release, namespace, wait, timeout):
     helm.run(["uninstall", release, "-n", namespace] + wait_args(wait, timeout))
 
 
-def deploy(helm, release, namespace, chart, values_file, wait, timeout, reason):
+def deploy(helm, release, namespace, chart, values_file, wait, timeout, reason,
+           take_ownership=False):
     """helm upgrade --install, the revision described as meshfleet's (helm_drift.py tells a
-    later revision made by hand from it)."""
+    later revision made by hand from it). `take_ownership` adopts objects of the chart that exist
+    without this release's ownership metadata (Helm 3.17 and later)."""
     args = ["upgrade", "--install", release, chart.ref, "-n", namespace, "-f", values_file,
             "--description", DESCRIPTION_PREFIX + reason]
+    if take_ownership:
+        args.append("--take-ownership")
     args += chart.source_args() + wait_args(wait, timeout)
     helm.run(args)

@@ -14,20 +14,49 @@ Pure: reads mesh_info's facts (the `mesh` it returns).
 from __future__ import annotations
 
 
-def install_conflicts(mesh, revision, tags, kubernetes_problem=""):
-    """Why installing `revision` with `tags` (the default and stable tag) cannot go on."""
+def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False):
+    """Why installing `revision` with `tags` (the default and stable tag) cannot go on.
+
+    `canary`: the revision goes in beside the installed ones (upgrade.yml). An istioctl install,
+    revisioned or not, is then no conflict: the upgrade moves its tags and workloads to the new
+    revision and removes it once nothing uses it."""
     found = [kubernetes_problem] if kubernetes_problem else []
     engine = mesh.get("engine", "none")
-    if engine not in ("none", "helm"):
-        found.append("the installed Istio is managed by %s; migrate it with the upgrade playbook"
-                     % engine)
-    if "default" in mesh.get("revisions", {}):
-        found.append("a non-revisioned istiod (Deployment istiod) is installed; meshfleet installs "
-                     "revisioned control planes only")
+    revisions = mesh.get("revisions", {})
+    operated = sorted(name for name, r in revisions.items() if r.get("engine") == "operator")
+    if operated or engine == "operator":
+        found.append("an IstioOperator manages the installed Istio (revision(s) %s); meshfleet "
+                     "does not take over operator-managed control planes yet: keep managing "
+                     "them with the operator" % ", ".join(operated))
+    else:
+        found += _not_meshfleets(revisions, revision, canary)
     for overlap in mesh.get("overlapping_webhooks", []):
         found.append("injection webhooks overlap on %s: %s; remove or neutralise all but one"
                      % (overlap["claim"], ", ".join(overlap["configurations"])))
     found += dangling_tags(mesh, revision, tags)
+    return found
+
+
+def _not_meshfleets(revisions, revision, canary):
+    """Control planes meshfleet cannot install beside, or (outside a canary) takes over only
+    through the upgrade playbook, each with the way out."""
+    found = []
+    for name, facts in sorted(revisions.items()):
+        engine = facts.get("engine")
+        what = "%s istiod %s (Deployment %s, Istio %s)" % (
+            "the non-revisioned" if name == "default" else "the", name, facts.get("deployment"),
+            facts.get("version") or "of unknown version")
+        if engine == "helm" and name == "default":
+            found.append("%s is a Helm release; meshfleet takes over non-revisioned control "
+                         "planes installed by istioctl only: move it to a revision first" % what)
+        elif engine != "helm" and name == revision:
+            found.append("%s was installed by %s under the revision name meshfleet would "
+                         "install; install another version, or uninstall it first" % (what, engine))
+        elif engine != "helm" and not canary:
+            found.append("%s was installed by %s, not meshfleet; take it over with the upgrade "
+                         "playbook (meshfleet_target_version: the version to run): it installs "
+                         "meshfleet's revision beside it, moves its tags and workloads, and "
+                         "removes it once nothing uses it" % (what, engine))
     return found
 
 

@@ -50,6 +50,10 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
 )
 
 OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
+# Set by istioctl install and by the in-cluster operator, never by Helm (the charts' own templates
+# carry the owning-resource label above too, as "unknown").
+OPERATOR_MANAGED_LABEL = "operator.istio.io/managed"
+OPERATOR_VERSION_LABEL = "operator.istio.io/version"
 MAX_NAMED = 3  # pods a problem names before it only counts them
 
 
@@ -105,7 +109,7 @@ class MeshSnapshot(object):
             ready = status.get("readyReplicas") or 0
             revisions[revision] = {
                 "deployment": meta_of(deployment)["name"],
-                "version": labels.get("app.kubernetes.io/version", ""),
+                "version": version_of(deployment),
                 "replicas": wanted,
                 "ready_replicas": ready,
                 "ready": ready >= 1 and ready >= min(wanted, 1),
@@ -439,13 +443,24 @@ class MeshSnapshot(object):
 
 
 def engine_of(deployment):
+    """operator (an IstioOperator owns it), istioctl (installed by istioctl install, whose
+    objects also say managed-by Helm), helm, or istioctl for objects that say nothing."""
     labels = labels_of(deployment)
     owner = labels.get(OPERATOR_OWNER_LABEL, "unknown")
     if owner not in ("", "unknown"):
         return "operator"
+    if OPERATOR_MANAGED_LABEL in labels:
+        return "istioctl"
     if labels.get("app.kubernetes.io/managed-by") == "Helm":
         return "helm"
     return "istioctl"
+
+
+def version_of(deployment):
+    """The Istio version of an istiod Deployment: istioctl and the operator stamp it; a packaged
+    chart gives its appVersion (istioctl's embedded charts say 1.0.0, so theirs comes first)."""
+    labels = labels_of(deployment)
+    return labels.get(OPERATOR_VERSION_LABEL) or labels.get("app.kubernetes.io/version", "")
 
 
 def owner_kind(pod):

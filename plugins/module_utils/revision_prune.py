@@ -71,6 +71,15 @@ def unmanaged(mesh, revision, istio_namespace, present):
     return ["Deployment %s/%s" % ref_of(d) for d in deployments if release_of(d) not in present]
 
 
+def stray_way_out(mesh, revision):
+    """How to remove a revision that Helm did not install, in words."""
+    engine = MeshSnapshot(mesh).revisions.get(revision, {}).get("engine")
+    if engine == "istioctl":
+        return ("it was installed by istioctl: `istioctl uninstall --revision %s -y` removes "
+                "that revision's objects and no other revision's" % revision)
+    return "remove these with the tool that installed them"
+
+
 def copied_config_maps(config_maps, revision, istio_namespace, releases):
     """ConfigMaps istio-<rev> outside the Istio namespace that no release to remove owns."""
     return [ref_of(cm) for cm in config_maps
@@ -143,8 +152,8 @@ def prune(cluster, helm, changes, state, revision, istio_namespace, diff=False):
     if strays:
         raise PruneError(
             "revision %s not removed: no Helm release owns %s; meshfleet removes only what "
-            "Helm installed: remove these with the tool that installed them, then run again"
-            % (revision, ", ".join(strays)))
+            "Helm installed: %s, then run again"
+            % (revision, ", ".join(strays), stray_way_out(mesh, revision)))
     removed, diffs = [], []
     try:
         for namespace, name in [ref for ref in gateways if ref in present]:

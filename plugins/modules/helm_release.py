@@ -68,6 +68,13 @@ options:
     description: How long to wait, as a Helm duration.
     type: str
     default: 5m0s
+  take_ownership:
+    description:
+      - Adopt objects the chart renders that exist without this release's ownership metadata
+        (C(helm --take-ownership), Helm 3.17 or later), such as those C(istioctl install) made.
+        Without it Helm refuses them ("exists and cannot be imported into the current release").
+    type: bool
+    default: false
   binary_path:
     description: The helm binary.
     type: path
@@ -146,6 +153,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="str", default="5m0s"),
+    take_ownership=dict(type="bool", default=False),
     binary_path=dict(type="path", default="helm"),
     kubeconfig=dict(type="path", aliases=["kubeconfig_path"]),
     context=dict(type="str", aliases=["kube_context"]),
@@ -187,7 +195,7 @@ def converge(module, helm, release, namespace):
             if metadata:
                 recover_interrupted(helm, release, namespace, metadata)
             deploy(helm, release, namespace, chart, values_file, params["wait"],
-                   params["wait_timeout"], reason)
+                   params["wait_timeout"], reason, params["take_ownership"])
             result["release"] = helm.metadata(release, namespace)
         return result
     finally:

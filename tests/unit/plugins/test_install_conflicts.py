@@ -5,10 +5,13 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.install_conflicts 
 )
 
 TAGS = ["default", "prod-stable"]
+ISTIOCTL_DEFAULT = {"ready": True, "engine": "istioctl", "deployment": "istiod",
+                    "version": "1.31.0"}
 
 
 def mesh(**overrides):
-    facts = {"engine": "helm", "revisions": {"1-31-0": {"ready": True}},
+    facts = {"engine": "helm", "revisions": {"1-31-0": {"ready": True, "engine": "helm",
+                                                        "deployment": "istiod-1-31-0"}},
              "tags": {"default": "1-31-0", "prod-stable": "1-31-0"},
              "overlapping_webhooks": [],
              "validator": {"exists": True, "target_exists": False}}
@@ -25,19 +28,49 @@ def test_a_tag_pointing_at_the_revision_being_installed_is_no_conflict():
     assert install_conflicts(mesh(revisions={}, tags={"default": "1-31-0"}), "1-31-0", TAGS) == []
 
 
+def test_an_istioctl_install_is_taken_over_by_the_upgrade_not_by_install():
+    istioctl = mesh(engine="istioctl", revisions={"default": ISTIOCTL_DEFAULT},
+                    tags={"default": "default"})
+    assert install_conflicts(istioctl, "1-31-0", TAGS) == [
+        "the non-revisioned istiod default (Deployment istiod, Istio 1.31.0) was installed by "
+        "istioctl, not meshfleet; take it over with the upgrade playbook "
+        "(meshfleet_target_version: the version to run): it installs meshfleet's revision beside "
+        "it, moves its tags and workloads, and removes it once nothing uses it"]
+    assert install_conflicts(istioctl, "1-31-0", TAGS, canary=True) == []
+
+
+def test_an_istioctl_revision_of_the_same_name_is_refused_even_in_a_canary():
+    same = mesh(engine="istioctl", revisions={"1-31-0": dict(ISTIOCTL_DEFAULT,
+                                                             deployment="istiod-1-31-0")})
+    assert install_conflicts(same, "1-31-0", TAGS, canary=True) == [
+        "the istiod 1-31-0 (Deployment istiod-1-31-0, Istio 1.31.0) was installed by istioctl "
+        "under the revision name meshfleet would install; install another version, or "
+        "uninstall it first"]
+
+
 def test_every_conflict_is_listed_at_once_with_its_way_out():
-    broken = mesh(engine="operator",
-                  revisions={"default": {"ready": True}},
+    broken = mesh(engine="mixed",
+                  revisions={"default": {"ready": True, "engine": "helm", "deployment": "istiod"},
+                             "1-22-8": {"engine": "operator", "deployment": "istiod-1-22-8"}},
                   tags={"default": "1-29-0", "prod-stable": "1-31-0", "other": "0-0-0"},
                   overlapping_webhooks=[{"claim": "namespace istio-injection=enabled",
                                          "configurations": ["a", "b"]}])
-    assert install_conflicts(broken, "1-31-0", TAGS, "Kubernetes v1.20 is too old") == [
+    assert install_conflicts(broken, "1-31-0", TAGS, "Kubernetes v1.20 is too old",
+                             canary=True) == [
         "Kubernetes v1.20 is too old",
-        "the installed Istio is managed by operator; migrate it with the upgrade playbook",
-        "a non-revisioned istiod (Deployment istiod) is installed; meshfleet installs revisioned "
-        "control planes only",
+        "an IstioOperator manages the installed Istio (revision(s) 1-22-8); meshfleet does not "
+        "take over operator-managed control planes yet: keep managing them with the operator",
         "injection webhooks overlap on namespace istio-injection=enabled: a, b; remove or "
         "neutralise all but one",
         "tag default points at revision 1-29-0, which is not installed: move it to an installed "
         "revision (module meshfleet.istio.revision_tag, overwrite: true) or install 1-29-0 first",
     ]
+
+
+def test_a_non_revisioned_helm_release_is_refused_with_the_way_out():
+    helm_default = mesh(revisions={"default": {"ready": True, "engine": "helm",
+                                               "deployment": "istiod", "version": "1.31.0"}})
+    assert install_conflicts(helm_default, "1-31-0", TAGS, canary=True) == [
+        "the non-revisioned istiod default (Deployment istiod, Istio 1.31.0) is a Helm release; "
+        "meshfleet takes over non-revisioned control planes installed by istioctl only: move "
+        "it to a revision first"]

@@ -252,6 +252,20 @@ def test_a_revision_part_without_its_helm_release_is_refused_before_any_removal(
     assert helm.runs == []
 
 
+def test_an_istioctl_revision_is_refused_with_the_istioctl_command_that_removes_it():
+    by_istioctl = istiod(OLD, helm=False)
+    by_istioctl["metadata"]["labels"].update({"operator.istio.io/managed": "Reconcile",
+                                              "operator.istio.io/version": "1.30.3"})
+    st = state(mesh={"deployments": [by_istioctl, istiod(NEW),
+                                     gateway("istio-ingressgateway", OLD),
+                                     gateway("istio-ingressgateway", NEW)]})
+    helm = FakeHelm([r for r in ALL_RELEASES if r[1] != "istiod-%s" % OLD])
+    with pytest.raises(PruneError, match=r"installed by istioctl: `istioctl uninstall "
+                                         r"--revision %s -y`" % OLD):
+        run_prune(st, helm=helm)
+    assert helm.runs == []
+
+
 def test_a_failing_uninstall_says_what_was_removed_before_it():
     helm = FakeHelm(ALL_RELEASES)
     helm.fail_on = "istiod-1-30-dev"
