@@ -371,8 +371,23 @@ class MeshSnapshot(object):
         for orphan in self.orphaned_webhooks():
             found.append("webhook configuration %s targets missing Service %s"
                          % (orphan["configuration"], orphan["service"]))
+        found += self.unmanaged_control_planes()
         return (found + self.injection_problems() + self.gateway_service_problems()
                 + helm_drift.problems(self.raw.get("helm_releases", [])))
+
+    def unmanaged_control_planes(self):
+        """istiod Deployments that no Helm release made: meshfleet will not converge them."""
+        found = []
+        for name, facts in sorted(self.revisions.items()):
+            if facts["engine"] == "istioctl":
+                found.append("istiod %s (Deployment %s, Istio %s) was installed by istioctl, not "
+                             "Helm: meshfleet does not manage it; upgrade.yml takes it over"
+                             % (name, facts["deployment"], facts["version"] or "?"))
+            elif facts["engine"] == "operator":
+                found.append("istiod %s (Deployment %s, Istio %s) is managed by an IstioOperator: "
+                             "meshfleet does not manage it" % (name, facts["deployment"],
+                                                               facts["version"] or "?"))
+        return found
 
     # ------------------------------------------------------------ the invariants
 

@@ -5,6 +5,8 @@ revision with the invariants watched at every poll, refuses to remove what it di
 names the istioctl command that does; after it the release's istioctl finds meshfleet's layout.
 The tests build on each other in file order."""
 
+import json
+
 import pytest
 from kubernetes import client
 
@@ -45,7 +47,6 @@ def test_istioctl_installs_a_non_revisioned_control_plane(fleet, api):
 
 
 def test_status_reports_it_as_istioctls_with_its_real_version(run_playbook, tmp_path):
-    import json
     run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)}, limit=CLUSTER)
     assert run.rc == 0, run.output[-3000:]
     mesh = json.loads((tmp_path / "fleet.json").read_text())[CLUSTER]
@@ -53,6 +54,9 @@ def test_status_reports_it_as_istioctls_with_its_real_version(run_playbook, tmp_
     revision = mesh["revisions"]["default"]
     assert (revision["engine"], revision["version"], revision["deployment"]) == (
         "istioctl", "1.31.0", "istiod")
+    assert mesh["problems"] == [
+        "istiod default (Deployment istiod, Istio 1.31.0) was installed by istioctl, not Helm: "
+        "meshfleet does not manage it; upgrade.yml takes it over"]
 
 
 def test_install_refuses_and_names_the_upgrade_as_the_way_out(run_playbook, write_counter):
@@ -80,7 +84,7 @@ def test_the_upgrade_takes_over_and_leaves_istioctls_objects_to_istioctl(run_pla
 
 
 def test_after_istioctl_removes_its_revision_the_upgrade_completes(run_playbook, fleet, api,
-                                                                   write_counter):
+                                                                   write_counter, tmp_path):
     with MeshWatch(fleet, "default") as watch:
         istioctl_judge.istioctl(fleet, CLUSTER, "uninstall", "--revision", "default", "-y")
         run = run_playbook("upgrade", extra_vars=UPGRADE, limit=CLUSTER)
@@ -96,6 +100,10 @@ def test_after_istioctl_removes_its_revision_the_upgrade_completes(run_playbook,
     again = run_playbook("upgrade", extra_vars=UPGRADE, limit=CLUSTER)
     assert again.rc == 0 and again.changed()[CLUSTER] == 0, again.recap()
     assert counter.writes()[CLUSTER] == []
+    report = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)},
+                          limit=CLUSTER)
+    assert report.rc == 0, report.output[-3000:]
+    assert json.loads((tmp_path / "fleet.json").read_text())[CLUSTER]["problems"] == []
 
 
 def test_cleanup(run_playbook, api):

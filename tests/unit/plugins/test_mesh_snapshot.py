@@ -100,6 +100,42 @@ def test_engine_and_readiness_come_from_the_istiod_deployments():
     assert snap.engine() == "helm"
 
 
+def istioctl_istiod():
+    """What `istioctl install` 1.31.0 leaves: Helm's managed-by label, the embedded charts'
+    version 1.0.0, and the labels only istioctl (and the operator) write."""
+    deployment = istiod("default", "1.0.0")
+    deployment["metadata"]["name"] = "istiod"
+    del deployment["metadata"]["labels"]["istio.io/rev"]
+    deployment["metadata"]["labels"].update({
+        "install.operator.istio.io/owning-resource": "unknown",
+        "operator.istio.io/managed": "Reconcile", "operator.istio.io/version": "1.31.0"})
+    return deployment
+
+
+def test_an_istioctl_install_is_told_from_helm_with_its_real_version_and_reported():
+    snap = snapshot(deployments=[istioctl_istiod()])
+    assert snap.revisions["default"]["engine"] == "istioctl"
+    assert snap.revisions["default"]["version"] == "1.31.0"
+    assert ("istiod default (Deployment istiod, Istio 1.31.0) was installed by istioctl, not "
+            "Helm: meshfleet does not manage it; upgrade.yml takes it over") in snap.problems()
+
+
+def test_an_operator_owned_istiod_is_the_operators():
+    deployment = istioctl_istiod()
+    deployment["metadata"]["labels"]["install.operator.istio.io/owning-resource"] = "control-plane"
+    snap = snapshot(deployments=[deployment])
+    assert snap.revisions["default"]["engine"] == "operator"
+    assert any("managed by an IstioOperator" in p for p in snap.problems())
+
+
+def test_meshfleets_helm_istiod_is_no_unmanaged_control_plane():
+    deployment = istiod("1-31-0", "1.31.0")
+    deployment["metadata"]["labels"]["install.operator.istio.io/owning-resource"] = "unknown"
+    snap = snapshot(deployments=[deployment])
+    assert snap.revisions["1-31-0"]["engine"] == "helm"
+    assert snap.unmanaged_control_planes() == []
+
+
 # ------------------------------------------------------------------ runs
 
 def run_lock_lease(holder, seconds_ago):
