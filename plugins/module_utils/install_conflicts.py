@@ -17,14 +17,13 @@ from __future__ import annotations
 def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False):
     """Why installing `revision` with `tags` (the default and stable tag) cannot go on.
 
-    `canary`: the revision goes in beside the installed ones (upgrade.yml). An istioctl install,
-    revisioned or not, is then no conflict: the upgrade moves its tags and workloads to the new
-    revision and removes it once nothing uses it."""
+    `canary`: the revision goes in beside the installed ones (upgrade.yml). An istioctl install
+    under another revision name (or none) is then no conflict: the upgrade moves its tags and
+    workloads to the new revision."""
     found = [kubernetes_problem] if kubernetes_problem else []
-    engine = mesh.get("engine", "none")
     revisions = mesh.get("revisions", {})
     operated = sorted(name for name, r in revisions.items() if r.get("engine") == "operator")
-    if operated or engine == "operator":
+    if operated:
         found.append("an IstioOperator manages the installed Istio (revision(s) %s); meshfleet "
                      "does not take over operator-managed control planes yet: keep managing "
                      "them with the operator" % ", ".join(operated))

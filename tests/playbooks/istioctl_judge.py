@@ -38,15 +38,6 @@ def tags(fleet, cluster):
     return {entry["tag"]: entry["revision"] for entry in json.loads(out) if entry["tag"]}
 
 
-def tagged_namespaces(fleet, cluster):
-    """{tag: sorted namespaces labelled with it} from `istioctl tag list`."""
-    out = istioctl(fleet, cluster, "tag", "list", "-o", "json").stdout
-    if out.startswith("No Istio revision tags found"):
-        return {}
-    return {entry["tag"]: sorted(entry.get("namespaces") or []) for entry in json.loads(out)
-            if entry["tag"]}
-
-
 def injectors(fleet, cluster):
     """`istioctl x injector list`, read back as {namespace: [hooks that auto-inject it]} (its
     second table, which reads only the namespace-level injector webhooks) and
