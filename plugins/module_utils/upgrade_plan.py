@@ -67,8 +67,10 @@ def check_tag_names(snapshot, target, tags):
 
 
 def plan(snapshot, target_version, stable_tag="prod-stable", canary_tag="prod-canary",
-         max_minors=1):
-    """Refusals first, then the steps of moving this cluster to `target_version`."""
+         max_minors=1, canary_namespaces=()):
+    """Refusals first, then the steps of moving this cluster to `target_version` and what they
+    act on: the namespaces whose workloads move, the stable gateway Services to cut over and
+    the revisions to prune."""
     facts = catalogue.check_kubernetes(target_version, snapshot.raw["kubernetes_version"])
     target = revision_name(target_version)
     check_tag_names(snapshot, target, (stable_tag, canary_tag))
@@ -80,14 +82,39 @@ def plan(snapshot, target_version, stable_tag="prod-stable", canary_tag="prod-ca
     jump = 0 if current == target else check_upgrade_jump(current_version, target_version,
                                                           max_minors)
     check_data_plane(snapshot, target_version)
-    steps = _steps(snapshot, target, stable_tag, canary_tag)
+    old = sorted(r for r in snapshot.revisions if r != target)
+    namespaces = namespaces_to_migrate(snapshot, (stable_tag, canary_tag) + tuple(old),
+                                       canary_namespaces)
+    steps = _steps(snapshot, target, stable_tag, canary_tag, namespaces)
     return {
         "current_revision": current, "current_version": current_version,
         "target_revision": target, "target_version": facts["version"], "minor_jump": jump,
-        "old_revisions": sorted(r for r in snapshot.revisions if r != target),
+        "old_revisions": old, "migrate_namespaces": namespaces,
+        "gateway_services": [{"name": s["name"], "namespace": s["namespace"]}
+                             for s in snapshot.gateway_services()],
         "steps": steps, "pending": [s["name"] for s in steps if s["state"] == "pending"],
         "needs_a_hand": [s["detail"] for s in steps if s["state"] == "needs_a_hand"],
     }
+
+
+def namespaces_to_migrate(snapshot, labels, canary_namespaces=()):
+    """Namespaces whose workloads move to the stable tag: those whose istio.io/rev is one of
+    `labels` (the stable and canary tags, the old revisions), those on istio-injection=enabled
+    (the label goes: it would win over the tag), and the canary namespaces that exist. Any other
+    istio-injection value turns injection off whatever istio.io/rev says (every injector
+    requires the label absent), so such a namespace is left alone."""
+    found = snapshot.namespaces()
+    names = {ns["name"] for ns in found
+             if ns["injection_label"] == "enabled"
+             or (ns["rev_label"] in labels and ns["injection_label"] is None)}
+    names |= set(canary_namespaces) & {ns["name"] for ns in found}
+    return sorted(names)
+
+
+def namespaces_to_relabel(snapshot, namespaces, stable_tag):
+    """Those of `namespaces` not yet labelled with the stable tag alone."""
+    return [ns["name"] for ns in snapshot.namespaces() if ns["name"] in namespaces
+            and (ns["rev_label"] != stable_tag or ns["injection_label"] is not None)]
 
 
 MOVABLE_OWNERS = ("ReplicaSet", "StatefulSet", "DaemonSet")
@@ -100,13 +127,14 @@ def unmovable_pods(snapshot, revision):
             for pod in using_pods(snapshot, revision) if owner_kind(pod) not in MOVABLE_OWNERS]
 
 
-def _steps(snapshot, target, stable_tag, canary_tag):
+def _steps(snapshot, target, stable_tag, canary_tag, namespaces):
     revision = snapshot.revisions.get(target)
     kinds = sorted({g["kind"] for g in snapshot.gateways()})
     target_kinds = {g["kind"] for g in snapshot.gateways()
                     if g["revision"] == target and g["ready_replicas"] >= 1}
     movable = [p for p in snapshot.injected_pods()
                if p["revision"] != target and p["owner"] in MOVABLE_OWNERS]
+    relabel = namespaces_to_relabel(snapshot, namespaces, stable_tag)
     services = snapshot.gateway_services()
     old = sorted(r for r in snapshot.revisions if r != target)
     blockers = [pod for r in old for pod in unmovable_pods(snapshot, r)]
@@ -122,8 +150,9 @@ def _steps(snapshot, target, stable_tag, canary_tag):
               and snapshot.tags.get("default") == target,
               "%s -> %s, default -> %s" % (stable_tag, snapshot.tags.get(stable_tag),
                                            snapshot.tags.get("default"))),
-        _step("migrate_workloads", not movable,
-              "%d movable pod(s) on older revisions" % len(movable)),
+        _step("migrate_workloads", not (movable or relabel),
+              "%d movable pod(s) on older revisions, %d namespace(s) to label %s"
+              % (len(movable), len(relabel), stable_tag)),
         _step("cutover_gateways", all(s["serving_revision"] == target for s in services),
               ", ".join("%s -> %s" % (s["name"], s["serving_revision"]) for s in services)),
         _step("prune", not old, "installed: %s" % ", ".join(sorted(snapshot.revisions)),

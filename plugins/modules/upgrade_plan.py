@@ -51,6 +51,13 @@ options:
     description: The tag that points at the new revision before promotion.
     type: str
     default: prod-canary
+  canary_namespaces:
+    description:
+      - The namespaces the health gate moves to the canary tag first; the plan migrates them
+        with the others.
+    type: list
+    elements: str
+    default: []
   istio_namespace:
     description: Namespace of the control planes.
     type: str
@@ -108,9 +115,23 @@ plan:
       type: int
       sample: 1
     old_revisions:
-      description: Installed revisions other than the target.
+      description: Installed revisions other than the target, the ones the upgrade prunes.
       type: list
       elements: str
+    migrate_namespaces:
+      description:
+        - The namespaces whose workloads move to the stable tag, sorted. These are the
+          namespaces on the stable or canary tag or pinned to an old revision, those on
+          C(istio-injection=enabled) (that label goes, it would win over the tag), and the
+          canary namespaces.
+        - A namespace whose C(istio-injection) label has any other value has injection off and
+          is left alone.
+      type: list
+      elements: str
+    gateway_services:
+      description: The stable gateway Services to cut over, each with C(name) and C(namespace).
+      type: list
+      elements: dict
     steps:
       description: The steps in order, each with C(name), C(done), C(state) and C(detail).
       type: list
@@ -138,6 +159,7 @@ ARGUMENT_SPEC = dict(
     max_minor_jump=dict(type="int", choices=[1, 2], default=1),
     stable_tag=dict(type="str", default="prod-stable"),
     canary_tag=dict(type="str", default="prod-canary"),
+    canary_namespaces=dict(type="list", elements="str", default=[]),
     istio_namespace=dict(type="str", default="istio-system"),
 )
 
@@ -146,7 +168,7 @@ def plan_upgrade(module, cluster):
     params = module.params
     snapshot = MeshSnapshot(read_cluster(cluster, params["istio_namespace"]))
     result = plan(snapshot, params["target_version"], params["stable_tag"],
-                  params["canary_tag"], params["max_minor_jump"])
+                  params["canary_tag"], params["max_minor_jump"], params["canary_namespaces"])
     return dict(changed=False, plan=result, lock=snapshot.lock())
 
 

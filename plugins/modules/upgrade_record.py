@@ -19,6 +19,9 @@ description:
     only when the record is written.
   - Writes only when the revision or the phase differ from what the cluster records, so a rerun
     of a finished upgrade writes nothing.
+  - With I(state=absent), forgets the record (uninstall does, so the canary gate never trusts a
+    record from before a new install); nothing is written when there is none.
+  - M(meshfleet.istio.mesh_info) and M(meshfleet.istio.rollback_plan) return the record as read.
 author:
   - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
@@ -32,19 +35,27 @@ attributes:
     support: full
     description: Returns the record before and after.
 options:
+  state:
+    description: C(present) records a phase, C(absent) forgets the record.
+    type: str
+    choices: [present, absent]
+    default: present
   revision:
-    description: The revision the upgrade goes to, for example C(1-31-0).
+    description:
+      - The revision the upgrade goes to, for example C(1-31-0).
+      - Required when I(state=present).
     type: str
-    required: true
   phase:
-    description: How the upgrade to I(revision) stands.
+    description:
+      - How the upgrade to I(revision) stands.
+      - Required when I(state=present).
     type: str
-    required: true
     choices: [started, passed, failed, rolled-back]
   run_id:
-    description: The run that reached this phase.
+    description:
+      - The run that reached this phase.
+      - Required when I(state=present).
     type: str
-    required: true
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -56,11 +67,16 @@ EXAMPLES = r"""
     revision: 1-31-0
     phase: passed
     run_id: "{{ meshfleet_run_id }}"
+
+- name: Forget the record
+  meshfleet.istio.upgrade_record:
+    state: absent
 """
 
 RETURN = r"""
 record:
-  description: The cluster's record after the task, with its history (oldest transition first).
+  description: The cluster's record after the task, with its history (oldest transition first;
+    empty after I(state=absent)).
   returned: always
   type: dict
   sample: {revision: 1-31-0, phase: passed, run_id: 20261126T160000Z-upgrade-cluster1-4711,
@@ -88,21 +104,28 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
 )
 
 ARGUMENT_SPEC = dict(
-    revision=dict(type="str", required=True),
-    phase=dict(type="str", required=True, choices=list(PHASES)),
-    run_id=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    revision=dict(type="str"),
+    phase=dict(type="str", choices=list(PHASES)),
+    run_id=dict(type="str"),
 )
+REQUIRED_IF = [("state", "present", ("revision", "phase", "run_id"))]
 
 
 def record_phase(module, cluster):
     params = module.params
     configmap = cluster.get(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
     previous = record_facts(configmap)
-    changed = needs_write(previous, params["revision"], params["phase"])
-    record = previous
-    if changed:
-        body = record_body(params["revision"], params["phase"], params["run_id"], configmap)
-        record = record_facts(cluster.apply(body))
+    if params["state"] == "absent":
+        changed, record = configmap is not None, {}
+        if changed:
+            cluster.delete(RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
+    else:
+        changed = needs_write(previous, params["revision"], params["phase"])
+        record = previous
+        if changed:
+            body = record_body(params["revision"], params["phase"], params["run_id"], configmap)
+            record = record_facts(cluster.apply(body))
     result = dict(changed=changed, record=record, previous=previous)
     if module._diff:
         result["diff"] = dict(before=previous, after=record)
@@ -110,7 +133,7 @@ def record_phase(module, cluster):
 
 
 def main():
-    run_module(k8s_module(ARGUMENT_SPEC), record_phase)
+    run_module(k8s_module(ARGUMENT_SPEC, required_if=REQUIRED_IF), record_phase)
 
 
 if __name__ == "__main__":

@@ -241,3 +241,7 @@ def test_cleanup_the_demo(run_playbook, apis):
             core.delete_namespace(ns)
     run = run_playbook("uninstall", extra_vars={"meshfleet_force": True})
     assert run.rc == 0, run.output[-3000:]
+    for name, api in apis.items():  # the upgrade records are forgotten with the mesh
+        records = client.CoreV1Api(api).list_namespaced_config_map(
+            "kube-system", field_selector="metadata.name=meshfleet-upgrade").items
+        assert records == [], name

@@ -46,6 +46,8 @@ def run_step(fleet, workdir, extra_vars, check=False, diff=False):
            "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(cmd, cwd=workdir, env=dict(tool_env(), **env), capture_output=True,
                           text=True, check=False)
+    assert proc.stdout.strip(), (f"ansible-playbook exited {proc.returncode} and printed no "
+                                 f"report:\n{proc.stderr[-5000:]}")
     report = json.loads(proc.stdout)
     results = [task["hosts"][CLUSTER] for task in report["plays"][0]["tasks"]
                if not task["hosts"][CLUSTER].get("skipped")]

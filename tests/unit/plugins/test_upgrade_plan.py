@@ -3,7 +3,7 @@ import pytest
 from ansible_collections.meshfleet.istio.plugins.module_utils import revision_tags
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import VersionError
 from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_plan import PlanError, plan
-from tests.unit.plugins.test_mesh_snapshot import istiod, pod, service, snapshot
+from tests.unit.plugins.test_mesh_snapshot import istiod, namespace, pod, service, snapshot
 
 
 def tags(**pointing):
@@ -125,3 +125,41 @@ def test_a_bare_pod_labelled_with_the_old_revision_needs_a_hand_as_the_in_use_ru
     result = plan(stuck, "1.31.0")
     assert states(result)["prune"] == "needs_a_hand"
     assert "shop/bare (Pod)" in result["needs_a_hand"][0]
+
+
+def namespaces(**labels_by_name):
+    return [namespace(name.replace("_", "-"), **labels) for name, labels in labels_by_name.items()]
+
+
+def test_the_plan_names_the_namespaces_to_migrate_and_leaves_injection_off_alone():
+    cluster = old_cluster(namespaces=namespaces(
+        shop={"istio.io/rev": "prod-stable"}, trial={"istio.io/rev": "prod-canary"},
+        pinned={"istio.io/rev": "1-30-dev"}, legacy={"istio-injection": "enabled"},
+        both={"istio.io/rev": "prod-stable", "istio-injection": "enabled"},
+        off={"istio.io/rev": "prod-stable", "istio-injection": "disabled"},
+        on_target={"istio.io/rev": "1-31-0"}, plain={}, early={}))
+    result = plan(cluster, "1.31.0", canary_namespaces=["early", "gone"])
+    assert result["migrate_namespaces"] == ["both", "early", "legacy", "pinned", "shop", "trial"]
+
+
+def test_the_plan_names_the_stable_services_to_cut_over():
+    assert plan(old_cluster(), "1.31.0")["gateway_services"] == [
+        {"name": "istio-ingressgateway", "namespace": "istio-gateways"}]
+
+
+def test_workloads_moved_but_a_namespace_still_on_the_legacy_label_keeps_the_migration_pending():
+    moved = old_cluster(deployments=[istiod("1-31-0", "1.31.0"), gateway("1-31-0")],
+                        services=[service("istiod-1-31-0"), stable("1-31-0")],
+                        mutating_webhooks=tags(default="1-31-0", prod_stable="1-31-0"),
+                        namespaces=namespaces(legacy={"istio-injection": "enabled"}),
+                        pods=[owned(pod("legacy", "web-1", "1-31-0"), "ReplicaSet")])
+    result = plan(moved, "1.31.0")
+    assert result["pending"] == ["migrate_workloads"]
+    assert "1 namespace(s) to label prod-stable" in [
+        s["detail"] for s in result["steps"] if s["name"] == "migrate_workloads"][0]
+    relabelled = old_cluster(deployments=[istiod("1-31-0", "1.31.0"), gateway("1-31-0")],
+                             services=[service("istiod-1-31-0"), stable("1-31-0")],
+                             mutating_webhooks=tags(default="1-31-0", prod_stable="1-31-0"),
+                             namespaces=namespaces(legacy={"istio.io/rev": "prod-stable"}),
+                             pods=[owned(pod("legacy", "web-1", "1-31-0"), "ReplicaSet")])
+    assert plan(relabelled, "1.31.0")["pending"] == []
