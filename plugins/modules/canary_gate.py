@@ -21,11 +21,6 @@ description:
     it is C(waiting) to wait for a canary wave running in another job, such as another slice of
     a sliced controller job.
   - Reads only; the cluster the task runs for is not contacted.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -33,6 +28,9 @@ attributes:
   diff_mode:
     support: none
     description: Reads only.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   revision:
     description: The revision the canary clusters must have passed an upgrade to.
@@ -77,7 +75,6 @@ options:
     type: str
     default: this cluster
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

@@ -22,11 +22,6 @@ description:
     so the Service's other fields are untouched. When the selector already points at the revision
     nothing is written and the readiness check is skipped.
   - Reversible; running it again with the previous revision is the rollback.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -34,6 +29,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns the Service before and after the cut-over.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   name:
     description: Name of the stable gateway Service, for example C(istio-ingressgateway).
@@ -61,7 +59,6 @@ options:
     type: bool
     default: false
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

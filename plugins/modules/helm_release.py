@@ -20,10 +20,6 @@ description:
   - A release left C(pending-upgrade) or C(pending-rollback) by an interrupted run is rolled back
     to its last deployed revision first, and one left C(pending-install) (or a failed first
     install) is removed, so a rerun converges.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -31,6 +27,8 @@ attributes:
   diff_mode:
     support: full
     description: Current against rendered manifest.
+extends_documentation_fragment:
+  - meshfleet.istio.module
 options:
   release_name:
     description: Name of the release.

@@ -23,26 +23,11 @@ description:
     its tags, and the default validator.
   - Also reads the cluster's upgrade record (the ConfigMap C(kube-system/meshfleet-upgrade) kept
     by M(meshfleet.istio.upgrade_record)) with one GET.
-  - Never writes.
-author:
-  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Read-only.
-options:
-  istio_namespace:
-    description: Namespace of the control planes.
-    type: str
-    default: istio-system
+  - meshfleet.istio.module
+  - meshfleet.istio.mesh_read
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

@@ -16,11 +16,6 @@ description:
     returned.
   - All Deployments are awaited in one module process, one read of each per poll; a Deployment
     that does not exist yet counts as having no Ready replica.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -28,6 +23,9 @@ attributes:
   diff_mode:
     support: none
     description: It changes nothing.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   deployments:
     description: The Deployments to wait for.
@@ -55,8 +53,6 @@ options:
     description: Seconds between two polls.
     type: int
     default: 2
-requirements:
-  - python >= 3.9
 """
 
 EXAMPLES = r"""

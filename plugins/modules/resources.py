@@ -17,11 +17,6 @@ description:
   - A run that finds everything in place sends no write request, which
     C(kubernetes.core.k8s) cannot promise (it patches existing objects on every run).
   - Used by the roles for namespaces, stable gateway Services and mesh-wide configuration.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -29,6 +24,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns before and after of every object it changes.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   definitions:
     description:
@@ -58,7 +56,6 @@ options:
     choices: [present, absent]
     default: present
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

@@ -29,11 +29,6 @@ description:
   - Refuses as well when one of the revision's Deployments belongs to no Helm release.
   - A revision with nothing left to remove is no change and costs reads only. Waiting for a
     grace period before pruning is the playbook's business.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -41,15 +36,15 @@ attributes:
   diff_mode:
     support: full
     description: The removed releases' manifests and the removed ConfigMaps, before and after.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
+  - meshfleet.istio.istio_namespace
 options:
   revision:
     description: The revision to remove, for example C(1-30-3).
     type: str
     required: true
-  istio_namespace:
-    description: Namespace of the control planes.
-    type: str
-    default: istio-system
   binary_path:
     description:
       - The helm binary. Helm reaches the cluster through I(kubeconfig) and I(context) (or
@@ -58,7 +53,6 @@ options:
     type: path
     default: helm
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
   - helm 3
 """

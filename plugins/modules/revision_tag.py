@@ -19,18 +19,17 @@ description:
     C(istio-sidecar-injector) configuration, as istioctl does.
   - Reads first and writes only what differs, so an unchanged tag sends no write request.
     C(caBundle) and the validator's C(failurePolicy) belong to istiod and are never written.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
-    description: Writes are sent as server-side dry runs; the result predicts the change.
+    description: The tag's objects are sent as server-side dry runs; the result predicts the change.
   diff_mode:
     support: full
-    description: Returns before and after of every object it changes.
+    description: Returns each of the tag's objects that changes, before and after.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
+  - meshfleet.istio.istio_namespace
 options:
   tag:
     description:
@@ -57,12 +56,7 @@ options:
       - Remove the tag although namespaces still select it, or remove the C(default) tag.
     type: bool
     default: false
-  istio_namespace:
-    description: Namespace of the control planes.
-    type: str
-    default: istio-system
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

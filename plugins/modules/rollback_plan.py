@@ -22,19 +22,11 @@ description:
     it would go back to (tags, stable gateway Services and pods), and C(roll-back) otherwise.
   - Refuses, before anything is written, when the revision to go back to is not installed or
     not Ready (pruned, say), or when several revisions could be meant and none is named.
-  - Never writes.
-author:
-  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
-attributes:
-  check_mode:
-    support: full
-    description: Read-only.
-  diff_mode:
-    support: none
-    description: Read-only.
+  - meshfleet.istio.module
+  - meshfleet.istio.mesh_read
+  - meshfleet.istio.upgrade_tags
 options:
   revision:
     description:
@@ -42,20 +34,7 @@ options:
         the recorded upgrade.
     type: str
     default: ""
-  stable_tag:
-    description: The tag application namespaces select.
-    type: str
-    default: prod-stable
-  canary_tag:
-    description: The tag that points at the new revision before promotion.
-    type: str
-    default: prod-canary
-  istio_namespace:
-    description: Namespace of the control planes.
-    type: str
-    default: istio-system
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

@@ -23,11 +23,6 @@ description:
     anyone held the cluster since that run read it, see I(fence)), and only when this run holds it.
   - Every meshfleet module also takes the lock at its first write when the playbook passes
     I(run_lock) (module defaults), so a run that has nothing to write writes no Lease either.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -35,6 +30,9 @@ attributes:
   diff_mode:
     support: none
     description: The Lease is run bookkeeping, not mesh state.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   holder:
     description:
@@ -78,7 +76,6 @@ options:
         cluster and this run's decisions may be out of date.
     type: str
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

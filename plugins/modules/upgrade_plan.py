@@ -18,19 +18,11 @@ description:
     outside the target's range, a downgrade, a jump of more minors than I(max_minor_jump), a
     data plane that would end up ahead of its control plane, and a cluster with no Istio.
   - A cluster already at the target has no pending step.
-  - Never writes.
-author:
-  - meshfleet contributors (@meshfleet)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
-attributes:
-  check_mode:
-    support: full
-    description: Read-only.
-  diff_mode:
-    support: none
-    description: Read-only.
+  - meshfleet.istio.module
+  - meshfleet.istio.mesh_read
+  - meshfleet.istio.upgrade_tags
 options:
   target_version:
     description: The Istio version to move to, for example C(1.31.0).
@@ -43,14 +35,6 @@ options:
     type: int
     choices: [1, 2]
     default: 1
-  stable_tag:
-    description: The tag application namespaces select.
-    type: str
-    default: prod-stable
-  canary_tag:
-    description: The tag that points at the new revision before promotion.
-    type: str
-    default: prod-canary
   canary_namespaces:
     description:
       - The namespaces the health gate moves to the canary tag first; the plan migrates them
@@ -58,12 +42,7 @@ options:
     type: list
     elements: str
     default: []
-  istio_namespace:
-    description: Namespace of the control planes.
-    type: str
-    default: istio-system
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

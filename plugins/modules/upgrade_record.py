@@ -22,11 +22,6 @@ description:
   - With I(state=absent), forgets the record (uninstall does, so the canary gate never trusts a
     record from before a new install); nothing is written when there is none.
   - M(meshfleet.istio.mesh_info) and M(meshfleet.istio.rollback_plan) return the record as read.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -34,6 +29,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns the record before and after.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
 options:
   state:
     description: C(present) records a phase, C(absent) forgets the record.
@@ -57,7 +55,6 @@ options:
       - Required when I(state=present).
     type: str
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 """
 

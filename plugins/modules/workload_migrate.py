@@ -36,11 +36,6 @@ description:
     started and the task fails; the workload's own rollout is left running, not rolled back.
   - A second run finds every movable pod on the revision and the labels in place, and sends no
     write request.
-author:
-  - meshfleet contributors (@meshfleet)
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - meshfleet.istio.run_lock
 attributes:
   check_mode:
     support: full
@@ -53,6 +48,10 @@ attributes:
     description: >-
       The namespaces before and after relabelling, and the list of workloads replaced with the
       revisions their pods ran before and after.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshfleet.istio.module
+  - meshfleet.istio.istio_namespace
 options:
   namespaces:
     description:
@@ -66,10 +65,6 @@ options:
         namespaces select after the task. Workloads are restarted onto the revision it resolves to.
     type: str
     required: true
-  istio_namespace:
-    description: Namespace of the control planes, where the revisions and tags are read.
-    type: str
-    default: istio-system
   batch_size:
     description: Number of workloads replaced at the same time.
     type: int
@@ -94,7 +89,6 @@ options:
       - Ignored outside check mode, where the tag is read from the cluster.
     type: str
 requirements:
-  - python >= 3.9
   - kubernetes >= 24.2.0
 notes:
   - Needs permission to patch namespaces, Deployments, StatefulSets and DaemonSets, to create

@@ -6,9 +6,22 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    """The run lock every meshfleet module writes under (playbooks set it in module_defaults)."""
+    """What every module of the collection's action group shares: its authors, its group, the
+    Python it needs and the run lock its writes are made under (the playbooks set it in
+    module_defaults)."""
 
     DOCUMENTATION = r"""
+author:
+  - meshfleet contributors (@meshfleet)
+attributes:
+  action_group:
+    description: Use C(group/meshfleet.istio.istio) in C(module_defaults) to set its defaults
+      (the playbooks set the kubeconfig, context and run lock this way).
+    support: full
+    membership:
+      - meshfleet.istio.istio
+requirements:
+  - python >= 3.9
 options:
   run_lock:
     description:
