@@ -18,21 +18,11 @@ from kubernetes.client.rest import ApiException
 
 from localfleet import audit, netns, paths, stages
 from localfleet.fleet import Fleet
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
 ADMIN = "meshfleet-admin"
-
-
-def wait_for(probe, timeout=60, interval=0.3, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def stays(probe, seconds=3, what="condition"):
@@ -117,8 +107,8 @@ def component_down(fleet, cluster, component):
 
 def test_without_etcd_the_apiserver_is_not_ready_until_etcd_is_back(fleet, last):
     with component_down(fleet, last, "etcd"):
-        wait_for(lambda: last.api_get("/readyz") is None, what="/readyz to fail")
-    wait_for(lambda: last.api_get("/readyz") == "ok", what="/readyz to recover")
+        wait_until(lambda: last.api_get("/readyz") is None, what="/readyz to fail")
+    wait_until(lambda: last.api_get("/readyz") == "ok", what="/readyz to recover")
     last.core.create_namespaced_config_map(last.ns, {"metadata": {"name": "after"}})
 
 
@@ -127,16 +117,16 @@ def test_without_the_scheduler_pods_stay_unscheduled(fleet, last):
     with component_down(fleet, last, "kube-scheduler"):
         last.core.create_namespaced_pod(last.ns, pod_body("waiting"))
         stays(lambda: read().spec.node_name is None, what="pod unscheduled")
-    wait_for(lambda: ready(read()), what="pod scheduled and ready")
+    wait_until(lambda: ready(read()), what="pod scheduled and ready")
 
 
 def test_without_kwok_scheduled_pods_do_not_start(fleet, last):
     read = functools.partial(last.core.read_namespaced_pod, "waiting", last.ns)
     with component_down(fleet, last, "kwok"):
         last.core.create_namespaced_pod(last.ns, pod_body("waiting"))
-        wait_for(lambda: read().spec.node_name, what="pod scheduled")
+        wait_until(lambda: read().spec.node_name, what="pod scheduled")
         stays(lambda: read().status.phase == "Pending", what="pod pending")
-    wait_for(lambda: ready(read()), what="pod ready")
+    wait_until(lambda: ready(read()), what="pod ready")
 
 
 def test_without_the_controller_manager_deployments_make_no_pods(fleet, last):
@@ -144,7 +134,7 @@ def test_without_the_controller_manager_deployments_make_no_pods(fleet, last):
     with component_down(fleet, last, "kube-controller-manager"):
         last.apps.create_namespaced_deployment(last.ns, deployment("web", 2))
         stays(lambda: pods().items == [], what="no pods")
-    wait_for(lambda: len([p for p in pods().items if ready(p)]) == 2, what="2 ready pods")
+    wait_until(lambda: len([p for p in pods().items if ready(p)]) == 2, what="2 ready pods")
 
 
 # ---------------------------------------------------------------- held pods
@@ -153,12 +143,12 @@ def test_not_ready_hold_stalls_a_rollout(k8s, namespace):
     apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
     apps.create_namespaced_deployment(namespace, deployment("web", 2))
     read = functools.partial(apps.read_namespaced_deployment_status, "web", namespace)
-    wait_for(lambda: read().status.ready_replicas == 2, what="2 ready replicas")
+    wait_until(lambda: read().status.ready_replicas == 2, what="2 ready replicas")
     apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"metadata": {
         "labels": {stages.HOLD_LABEL: "not-ready"}}}}})
     held = functools.partial(core.list_namespaced_pod, namespace,
                              label_selector=f"{stages.HOLD_LABEL}=not-ready")
-    wait_for(lambda: [p.status.phase for p in held().items] == ["Running"],
+    wait_until(lambda: [p.status.phase for p in held().items] == ["Running"],
              what="a held pod running")
     stays(lambda: (read().status.updated_replicas, read().status.ready_replicas) == (1, 2)
           and not ready(held().items[0]), what="the rollout stalled with the new pod not ready")
@@ -170,9 +160,9 @@ def test_fail_hold_fails_pods_and_other_pods_still_run(k8s, namespace):
     core = client.CoreV1Api(k8s)
     core.create_namespaced_pod(namespace, pod_body("doomed", {stages.HOLD_LABEL: "fail"}, "Never"))
     core.create_namespaced_pod(namespace, pod_body("fine"))
-    wait_for(lambda: core.read_namespaced_pod("doomed", namespace).status.phase == "Failed",
+    wait_until(lambda: core.read_namespaced_pod("doomed", namespace).status.phase == "Failed",
              what="pod failed")
-    wait_for(lambda: ready(core.read_namespaced_pod("fine", namespace)), what="other pod ready")
+    wait_until(lambda: ready(core.read_namespaced_pod("fine", namespace)), what="other pod ready")
     doomed = core.read_namespaced_pod("doomed", namespace)
     terminated = doomed.status.container_statuses[0].state.terminated
     assert (terminated.exit_code, terminated.reason) == (1, "Error")
@@ -193,7 +183,7 @@ def test_a_second_fleet_runs_beside_and_starts_again_after_a_crash(fleet):
         other.up(1)
         assert other.clusters[0].api_get("/readyz") == "ok"
         kill_all(other)
-        wait_for(lambda: not Fleet(other.name).running() and not Fleet(other.name).standin_alive(),
+        wait_until(lambda: not Fleet(other.name).running() and not Fleet(other.name).standin_alive(),
                  what="the crashed fleet and its istiod stand-in to be gone")
         restarted = Fleet(other.name)
         restarted.up(1)

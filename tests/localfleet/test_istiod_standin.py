@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from localfleet import audit, charts, gobuild, stages, versions
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -22,17 +22,6 @@ ISTIO_NS = "istio-system"
 REVISION, CANARY, TAG = "1-31-0", "1-30-3", "prod-stable"
 RELEASE_IMAGE = "registry.istio.io/release/proxyv2:1.31.0"
 CANARY_IMAGE = "registry.istio.io/release/proxyv2:1.30.3"
-
-
-def wait_for(probe, timeout=60, interval=0.3, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def chart(version, name):
@@ -94,7 +83,7 @@ def istio(fleet):
     for release_name in (f"istiod-{CANARY}", f"istiod-{REVISION}", "istio-base"):
         target.helm("uninstall", release_name, "--wait")
     target.core.delete_namespace(ISTIO_NS)
-    wait_for(lambda: ISTIO_NS not in {n.metadata.name for n in target.core.list_namespace().items},
+    wait_until(lambda: ISTIO_NS not in {n.metadata.name for n in target.core.list_namespace().items},
              timeout=120, what=f"namespace {ISTIO_NS} to be deleted")
 
 
@@ -133,7 +122,7 @@ def test_istiod_patches_the_ca_bundle_and_fails_validation_closed(istio):
             h.failure_policy == "Fail" for hooks in validators.values() for h in hooks)
         return done and (sorted(injectors), sorted(validators))
 
-    names = wait_for(patched, what="caBundle patched and validators set to Fail")
+    names = wait_until(patched, what="caBundle patched and validators set to Fail")
     assert names == ([f"istio-revision-tag-{TAG}", f"istio-sidecar-injector-{REVISION}"],
                      [f"istio-validator-{REVISION}-{ISTIO_NS}", "istiod-default-validator"])
     validator = istio.admission.read_validating_webhook_configuration(
@@ -150,7 +139,7 @@ def test_istiod_patches_the_ca_bundle_and_fails_validation_closed(istio):
 
 def test_applying_the_charts_failure_policy_conflicts_with_istiod(istio):
     name = f"istio-validator-{REVISION}-{ISTIO_NS}"
-    wait_for(lambda: istio.admission.read_validating_webhook_configuration(name)
+    wait_until(lambda: istio.admission.read_validating_webhook_configuration(name)
              .webhooks[0].failure_policy == "Fail", what="validator set to Fail")
     intent = {"apiVersion": "admissionregistration.k8s.io/v1",
               "kind": "ValidatingWebhookConfiguration", "metadata": {"name": name},
@@ -201,7 +190,7 @@ def test_gateway_chart_pods_get_the_revisions_proxy_image(istio):
     namespace = istio.namespace()
     istio.helm("install", "gw", chart(versions.ISTIO_DEFAULT, "gateway"), "--set",
                f"revision={REVISION}", namespace=namespace)
-    pods = wait_for(lambda: istio.core.list_namespaced_pod(namespace).items, what="gateway pod")
+    pods = wait_until(lambda: istio.core.list_namespaced_pod(namespace).items, what="gateway pod")
     assert containers(pods[0]) == {"istio-proxy": RELEASE_IMAGE}
     assert not pods[0].spec.init_containers
     assert injection_status(pods[0])["initContainers"] is None
@@ -276,13 +265,13 @@ def test_pods_cannot_be_created_while_their_revision_is_not_ready(istio):
     namespace = istio.namespace({"istio.io/rev": CANARY})
     hold_istiod(istio, CANARY, "not-ready")
     try:
-        error = wait_for(lambda: refused(istio, namespace), what="connections to be refused")
+        error = wait_until(lambda: refused(istio, namespace), what="connections to be refused")
         message = json.loads(error)["message"]
         assert message.startswith('Internal error occurred: failed calling webhook '
                                   '"rev.namespace.sidecar-injector.istio.io"')
         assert f"https://istiod-{CANARY}.{ISTIO_NS}.svc:443/inject" in message
-        wait_for(lambda: istiod_pods(istio, CANARY) == [("Running", "False")],
+        wait_until(lambda: istiod_pods(istio, CANARY) == [("Running", "False")],
                  what="istiod's only pod to be Running and not Ready")
     finally:
         hold_istiod(istio, CANARY, None)
-    wait_for(lambda: injection_error(istio, namespace) is None, what="injection to work again")
+    wait_until(lambda: injection_error(istio, namespace) is None, what="injection to work again")

@@ -12,19 +12,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from localfleet import charts, gobuild, netns, versions
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
-
-
-def wait_for(probe, timeout=60, interval=0.3, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def deployment(name, replicas=3, image="example.invalid/app:1"):
@@ -50,7 +40,7 @@ def test_deployment_rolls_out_to_ready_pods(k8s, namespace):
         status = apps.read_namespaced_deployment_status("web", namespace).status
         return status.ready_replicas == 3 and status.updated_replicas == 3
 
-    wait_for(rolled_out, what="deployment web to have 3 ready replicas")
+    wait_until(rolled_out, what="deployment web to have 3 ready replicas")
     pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
     assert len(pods) == 3
     for pod in pods:
@@ -81,7 +71,7 @@ def test_crd_validates_and_stores_custom_resources(k8s, namespace):
             crd = ext.read_custom_resource_definition(f"widgets.{group}")
             return any(c.type == "Established" and c.status == "True"
                        for c in (crd.status.conditions or []))
-        wait_for(established, what="CRD established")
+        wait_until(established, what="CRD established")
         custom = client.CustomObjectsApi(k8s)
         body = {"apiVersion": f"{group}/v1", "kind": "Widget",
                 "metadata": {"name": "ok"}, "spec": {"size": 3}}
@@ -104,7 +94,7 @@ def test_namespace_with_content_is_deleted_completely(k8s):
     core.create_namespace({"metadata": {"name": name}})
     core.create_namespaced_config_map(name, {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
     apps.create_namespaced_deployment(name, deployment("web", replicas=2))
-    wait_for(lambda: len(core.list_namespaced_pod(name).items) == 2, what="2 pods")
+    wait_until(lambda: len(core.list_namespaced_pod(name).items) == 2, what="2 pods")
     delete_namespace_and_wait(core, name)
     assert core.list_namespaced_pod(name).items == []
     assert core.list_namespaced_config_map(name).items == []
@@ -145,7 +135,7 @@ def remove_istio_crds(ext):
     release cannot take over: each test file starts from what it needs."""
     for name in istio_crds(ext):
         ext.delete_custom_resource_definition(name)
-    wait_for(lambda: not istio_crds(ext), timeout=90, what="Istio's CRDs to be deleted")
+    wait_until(lambda: not istio_crds(ext), timeout=90, what="Istio's CRDs to be deleted")
 
 
 def test_helm_installs_the_real_istio_base_chart(fleet, cluster, k8s):
@@ -183,7 +173,7 @@ def delete_namespace_and_wait(core, name):
             return err.status == 404
         return False
 
-    wait_for(gone, timeout=90, what=f"namespace {name} to be deleted")
+    wait_until(gone, timeout=90, what=f"namespace {name} to be deleted")
 
 
 def test_helm_reports_its_pinned_version():

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -18,6 +17,7 @@ from kubernetes import client
 from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
 from tests.playbooks.conftest import collections_path
+from tests.waits import wait_until
 
 OLD, NEW = "1-30-3", "1-31-0"
 CLUSTER = "cluster1"
@@ -79,7 +79,7 @@ def install_two_revisions(run_playbook, fleet, api, tmp_path, hold_new_gateway):
                  {"revision": NEW, "meshConfig": {"rootNamespace": "istio-config"}}, wait=True)
     helm_install(fleet, tmp_path, f"{GATEWAY}-{NEW}", GATEWAY_NS, chart("gateway", "1.31.0"),
                  gateway_values(NEW, hold_new_gateway), wait=not hold_new_gateway)
-    wait_for(lambda: len(gateway_pods(api, NEW)) == 2, "two gateway pods of " + NEW)
+    wait_until(lambda: len(gateway_pods(api, NEW)) == 2, "two gateway pods of " + NEW)
 
 
 def gateway_pods(api, revision, ready=None):
@@ -100,19 +100,10 @@ def release_hold(api, revision=NEW):
     client.AppsV1Api(api).patch_namespaced_deployment(
         f"{GATEWAY}-{revision}", GATEWAY_NS,
         {"spec": {"template": {"metadata": {"labels": {HOLD_LABEL: None}}}}})
-    wait_for(lambda: len(gateway_pods(api, revision, ready=True)) == 2
+    wait_until(lambda: len(gateway_pods(api, revision, ready=True)) == 2
              and len(gateway_pods(api, revision)) == 2
              and not any(HOLD_LABEL in (p.metadata.labels or {}) for p in gateway_pods(api, revision)),
              f"two Ready gateway pods of {revision}")
-
-
-def wait_for(condition, what, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tear_down(run_playbook, api, extra_namespaces=()):
@@ -123,7 +114,7 @@ def tear_down(run_playbook, api, extra_namespaces=()):
     for name in extra_namespaces:
         if namespace_exists(api, name):
             core.delete_namespace(name)
-    wait_for(lambda: not any(namespace_exists(api, n)
+    wait_until(lambda: not any(namespace_exists(api, n)
                              for n in LAYOUT_NAMESPACES + tuple(extra_namespaces)),
              "the test's namespaces to be deleted")
     assert run.rc == 0, run.output[-4000:]

@@ -2,7 +2,6 @@
 over, while a playbook changes it, and records every violation it sees."""
 
 import threading
-import time
 
 from kubernetes import client
 
@@ -115,12 +114,3 @@ class MeshWatch:
 
 def _ready(pod):
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
-
-
-def wait_until(probe, timeout=120, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")

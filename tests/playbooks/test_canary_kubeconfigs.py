@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.playbooks.canary_setup import deploy_web, injected_by, mesh_tags
-from tests.playbooks.mesh_watch import wait_until
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -14,7 +14,7 @@ from kubernetes import client
 from localfleet import audit
 from tests.conftest import api_client
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
-from tests.playbooks.mesh_watch import wait_until
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

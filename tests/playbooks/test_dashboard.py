@@ -13,8 +13,8 @@ from kubernetes import client
 
 from tests.conftest import api_client
 from tests.playbooks.browser import Browser
-from tests.playbooks.mesh_watch import wait_until
 from tests.unit.plugins.fleet_data import render_dashboard, synthetic_report
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

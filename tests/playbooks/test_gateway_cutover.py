@@ -18,8 +18,8 @@ from tests.playbooks.canary_setup import (
     release_hold,
     run_module,
     tear_down,
-    wait_for,
 )
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -95,7 +95,7 @@ def test_cut_over_moves_the_endpoints_to_the_new_revision_only(cutover, api):
     assert (after.spec.type, after.spec.ports, after.metadata.labels) == \
         (before.spec.type, before.spec.ports, before.metadata.labels)
     new_pods = pod_names(gateway_pods(api, NEW, ready=True))
-    wait_for(lambda: endpoint_pods(api) == new_pods, f"endpoints {new_pods}")
+    wait_until(lambda: endpoint_pods(api) == new_pods, f"endpoints {new_pods}")
     assert not set(endpoint_pods(api)) & set(pod_names(gateway_pods(api, OLD)))
 
 
@@ -122,4 +122,4 @@ def test_cutting_back_to_the_old_revision_is_the_rollback(cutover, api):
     assert (run.result["previous_revision"], run.result["revision"]) == (NEW, OLD)
     old_pods = pod_names(gateway_pods(api, OLD, ready=True))
     assert len(old_pods) == 2
-    wait_for(lambda: endpoint_pods(api) == old_pods, f"endpoints {old_pods}")
+    wait_until(lambda: endpoint_pods(api) == old_pods, f"endpoints {old_pods}")

@@ -12,8 +12,9 @@ from kubernetes import client
 
 from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
-from tests.playbooks.canary_setup import CLUSTER, NEW, tear_down, wait_for
+from tests.playbooks.canary_setup import CLUSTER, NEW, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -42,7 +43,7 @@ def test_istioctl_installs_a_non_revisioned_control_plane(fleet, api):
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web",
                                                        "image": "example.invalid/web:1"}]}}}})
-    wait_for(lambda: shop_revisions(api) == ["default", "default"], "web injected by istiod")
+    wait_until(lambda: shop_revisions(api) == ["default", "default"], "web injected by istiod")
     assert istioctl_judge.tags(fleet, CLUSTER) == {"default": "default"}
 
 

@@ -33,7 +33,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions im
     TooManyRequestsError,
 )
 from tests.conftest import api_client
-from tests.playbooks.canary_setup import wait_for
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -132,7 +132,7 @@ def test_an_eviction_a_budget_refuses_is_told_apart_from_a_gone_pod(fleet, conte
         budget = api.get("policy/v1", "PodDisruptionBudget", "held", scratch)
         return budget.get("status", {}).get("currentHealthy") == 1
 
-    wait_for(budget_counts_the_pod, "the budget to count the Ready pod")
+    wait_until(budget_counts_the_pod, "the budget to count the Ready pod")
     pod = api.list("v1", "Pod", scratch, label_selector="app=held")["items"][0]["metadata"]
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": pod["name"], "namespace": scratch}}

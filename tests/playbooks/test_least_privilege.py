@@ -27,7 +27,7 @@ from localfleet import audit, gobuild, rbac
 from tests.conftest import api_client
 from tests.playbooks.canary_setup import namespace_exists
 from tests.playbooks.conftest import collections_path
-from tests.playbooks.mesh_watch import wait_until
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

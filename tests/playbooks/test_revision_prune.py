@@ -20,8 +20,8 @@ from tests.playbooks.canary_setup import (
     releases,
     run_module,
     tear_down,
-    wait_for,
 )
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -69,7 +69,7 @@ def injected_by(api, namespace, name):
 def delete_namespaces(api, *names):
     for name in names:
         client.CoreV1Api(api).delete_namespace(name)
-    wait_for(lambda: not any(namespace_exists(api, n) for n in names), f"deletion of {names}")
+    wait_until(lambda: not any(namespace_exists(api, n) for n in names), f"deletion of {names}")
 
 
 def copied_config_map(revision):
@@ -81,7 +81,7 @@ def copied_config_map(revision):
 def test_the_serving_tagged_revision_is_refused_with_every_reason(module, api, write_counter, fleet):
     create_namespace(api, "shop", {"istio.io/rev": "prod-stable"})
     create_pod(api, "shop", "web")
-    wait_for(lambda: injected_by(api, "shop", "web") == OLD, f"shop/web injected by {OLD}")
+    wait_until(lambda: injected_by(api, "shop", "web") == OLD, f"shop/web injected by {OLD}")
     client.CoreV1Api(api).create_namespaced_config_map(GATEWAY_NS, copied_config_map(OLD))
     counter = write_counter()
     for check in (True, False):

@@ -26,9 +26,9 @@ from tests.playbooks.canary_setup import (
     namespace_exists,
     tear_down,
     tool_env,
-    wait_for,
 )
 from tests.playbooks.conftest import collections_path
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -51,7 +51,7 @@ def fresh_namespace(api, name, labels=None):
     core = client.CoreV1Api(api)
     if namespace_exists(api, name):
         core.delete_namespace(name)
-        wait_for(lambda: not namespace_exists(api, name), f"deletion of namespace {name}")
+        wait_until(lambda: not namespace_exists(api, name), f"deletion of namespace {name}")
     core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
 
 
@@ -95,12 +95,12 @@ def test_selectors_read_as_the_apiserver_and_the_controllers_read_them(api):
     for name, labels in pods.items():
         create_pod(api, "selectors", name, labels)
     core = client.CoreV1Api(api)
-    wait_for(lambda: all(is_ready(p) for p in core.list_namespaced_pod("selectors").items)
+    wait_until(lambda: all(is_ready(p) for p in core.list_namespaced_pod("selectors").items)
              and len(core.list_namespaced_pod("selectors").items) == 2, "two Ready pods")
 
     create_service(api, "selectors", "empty", {})
     create_service(api, "selectors", "selects-a", {"app": "a"})
-    wait_for(lambda: any(s.endpoints for s in endpoint_slices(api, "selectors", "selects-a")),
+    wait_until(lambda: any(s.endpoints for s in endpoint_slices(api, "selectors", "selects-a")),
              "an endpoint of Service selects-a")
     time.sleep(2)  # the controller had the time to give Service empty endpoints too
     assert endpoint_slices(api, "selectors", "empty") == []
@@ -109,9 +109,9 @@ def test_selectors_read_as_the_apiserver_and_the_controllers_read_them(api):
 
     create_budget(api, "selectors", "everything", {})
     create_budget(api, "selectors", "nothing", None)
-    wait_for(lambda: budget_counts(api, "selectors", "everything") == (2, 2),
+    wait_until(lambda: budget_counts(api, "selectors", "everything") == (2, 2),
              "the disruption controller to count both pods under PodDisruptionBudget everything")
-    wait_for(lambda: budget_counts(api, "selectors", "nothing") is not None,
+    wait_until(lambda: budget_counts(api, "selectors", "nothing") is not None,
              "the disruption controller to observe PodDisruptionBudget nothing")
     assert budget_counts(api, "selectors", "nothing") == (0, 0)
     assert sum(selector_matches({}, labels) for labels in pods.values()) == 2

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,8 @@ from kubernetes import client
 from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
 from tests.playbooks.conftest import collections_path
-from tests.playbooks.mesh_watch import MeshWatch, wait_until
+from tests.playbooks.mesh_watch import MeshWatch
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

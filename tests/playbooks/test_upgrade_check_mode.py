@@ -11,7 +11,7 @@ from kubernetes import client
 
 from tests.conftest import api_client
 from tests.playbooks.canary_setup import deploy_web, injected_by
-from tests.playbooks.mesh_watch import wait_until
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -16,7 +16,8 @@ from kubernetes import client
 from localfleet import gobuild
 from tests.conftest import api_client
 from tests.playbooks.conftest import collections_path
-from tests.playbooks.mesh_watch import MeshWatch, wait_until
+from tests.playbooks.mesh_watch import MeshWatch
+from tests.waits import wait_until
 
 # Each test runs several playbooks on three clusters of a shared two-core machine.
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]

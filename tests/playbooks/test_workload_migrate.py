@@ -20,6 +20,7 @@ from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
 from tests.conftest import api_client
 from tests.playbooks.conftest import collections_path
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -179,15 +180,6 @@ def ready(pod):
 EXPECTED_PODS = {APPS: 3 + 3 + 2 + 3 + 1 + 1, LEGACY: 1}
 
 
-def wait_for(condition, what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def settled(api, namespace, count):
     found = pods(api, namespace)
     held = [p for p in found if (p.metadata.labels or {}).get(HOLD_LABEL)]
@@ -199,7 +191,7 @@ def delete_namespaces(api, names):
     core = client.CoreV1Api(api)
     for name in names:
         ignore_missing(core.delete_namespace, name)
-    wait_for(lambda: not set(names) & {ns.metadata.name for ns in core.list_namespace().items},
+    wait_until(lambda: not set(names) & {ns.metadata.name for ns in core.list_namespace().items},
              f"namespaces {names} to go", timeout=120)
 
 
@@ -221,7 +213,7 @@ def scene(fleet, api, tmp_path_factory):
         assert rc == 0, output
         create_apps(api)
         for namespace, count in EXPECTED_PODS.items():
-            wait_for(lambda: settled(api, namespace, count), f"the pods of {namespace}")
+            wait_until(lambda: settled(api, namespace, count), f"the pods of {namespace}")
         yield lambda tags: run_step(fleet, workdir, {"step": "tags", "tags": tags})
     finally:
         delete_namespaces(api, [APPS, LEGACY, HELD])
@@ -378,7 +370,7 @@ def test_a_workload_held_not_ready_times_out_and_stops_later_batches(scene, api,
     core.create_namespace({"metadata": {"name": HELD, "labels": {"istio.io/rev": OLD}}})
     apps.create_namespaced_deployment(HELD, deployment("a-stuck", 1, hold="not-ready"))
     apps.create_namespaced_deployment(HELD, deployment("b-next", 1))
-    wait_for(lambda: settled(api, HELD, 2), f"the pods of {HELD}")
+    wait_until(lambda: settled(api, HELD, 2), f"the pods of {HELD}")
     counter = write_counter()
     rc, result, output = migrate([HELD], timeout=5)
     assert rc != 0
