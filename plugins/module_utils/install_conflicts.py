@@ -18,8 +18,8 @@ def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False)
     """Why installing `revision` with `tags` (the default and stable tag) cannot go on.
 
     `canary`: the revision goes in beside the installed ones (upgrade.yml). An istioctl install
-    under another revision name (or none) is then no conflict: the upgrade moves its tags and
-    workloads to the new revision."""
+    under another revision name (or none), or a non-revisioned Helm release of istiod, is then no
+    conflict: the upgrade moves its tags and workloads to the new revision."""
     found = [kubernetes_problem] if kubernetes_problem else []
     revisions = mesh.get("revisions", {})
     operated = sorted(name for name, r in revisions.items() if r.get("engine") == "operator")
@@ -36,6 +36,11 @@ def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False)
     return found
 
 
+TAKE_OVER = ("take it over with the upgrade playbook (meshfleet_target_version: the version to "
+             "run): it installs meshfleet's revision beside it, moves its tags and workloads, "
+             "and removes it once nothing uses it")
+
+
 def _not_meshfleets(revisions, revision, canary):
     """Control planes meshfleet cannot install beside, or (outside a canary) takes over only
     through the upgrade playbook, each with the way out."""
@@ -45,17 +50,14 @@ def _not_meshfleets(revisions, revision, canary):
         what = "%s istiod %s (Deployment %s, Istio %s)" % (
             "the non-revisioned" if name == "default" else "the", name, facts.get("deployment"),
             facts.get("version") or "of unknown version")
-        if engine == "helm" and name == "default":
-            found.append("%s is a Helm release; meshfleet takes over non-revisioned control "
-                         "planes installed by istioctl only: move it to a revision first" % what)
+        if engine == "helm" and name == "default" and not canary:
+            found.append("%s is a Helm release meshfleet did not install (meshfleet installs "
+                         "revisioned control planes); %s" % (what, TAKE_OVER))
         elif engine != "helm" and name == revision:
             found.append("%s was installed by %s under the revision name meshfleet would "
                          "install; install another version, or uninstall it first" % (what, engine))
         elif engine != "helm" and not canary:
-            found.append("%s was installed by %s, not meshfleet; take it over with the upgrade "
-                         "playbook (meshfleet_target_version: the version to run): it installs "
-                         "meshfleet's revision beside it, moves its tags and workloads, and "
-                         "removes it once nothing uses it" % (what, engine))
+            found.append("%s was installed by %s, not meshfleet; %s" % (what, engine, TAKE_OVER))
     return found
 
 

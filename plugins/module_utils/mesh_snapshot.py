@@ -376,13 +376,19 @@ class MeshSnapshot(object):
                 + helm_drift.problems(self.raw.get("helm_releases", [])))
 
     def unmanaged_control_planes(self):
-        """istiod Deployments that no Helm release made: meshfleet will not converge them."""
+        """istiod Deployments meshfleet will not converge: made by istioctl or an IstioOperator,
+        or a non-revisioned Helm release (meshfleet's are revisioned)."""
         found = []
         for name, facts in sorted(self.revisions.items()):
             if facts["engine"] == "istioctl":
                 found.append("istiod %s (Deployment %s, Istio %s) was installed by istioctl, not "
                              "Helm: meshfleet does not manage it; upgrade.yml takes it over"
                              % (name, facts["deployment"], facts["version"] or "?"))
+            elif facts["engine"] == "helm" and name == "default":
+                found.append("istiod default (Deployment %s, Istio %s) is a non-revisioned Helm "
+                             "release meshfleet did not install: meshfleet does not manage it; "
+                             "upgrade.yml takes it over"
+                             % (facts["deployment"], facts["version"] or "?"))
             elif facts["engine"] == "operator":
                 found.append("istiod %s (Deployment %s, Istio %s) is managed by an IstioOperator: "
                              "meshfleet does not manage it" % (name, facts["deployment"],

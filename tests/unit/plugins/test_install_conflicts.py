@@ -67,10 +67,14 @@ def test_every_conflict_is_listed_at_once_with_its_way_out():
     ]
 
 
-def test_a_non_revisioned_helm_release_is_refused_with_the_way_out():
+def test_a_non_revisioned_helm_release_is_taken_over_by_the_upgrade_not_by_install():
     helm_default = mesh(revisions={"default": {"ready": True, "engine": "helm",
-                                               "deployment": "istiod", "version": "1.31.0"}})
-    assert install_conflicts(helm_default, "1-31-0", TAGS, canary=True) == [
-        "the non-revisioned istiod default (Deployment istiod, Istio 1.31.0) is a Helm release; "
-        "meshfleet takes over non-revisioned control planes installed by istioctl only: move "
-        "it to a revision first"]
+                                               "deployment": "istiod", "version": "1.30.3"}},
+                        tags={})
+    assert install_conflicts(helm_default, "1-31-0", TAGS) == [
+        "the non-revisioned istiod default (Deployment istiod, Istio 1.30.3) is a Helm release "
+        "meshfleet did not install (meshfleet installs revisioned control planes); take it over "
+        "with the upgrade playbook (meshfleet_target_version: the version to run): it installs "
+        "meshfleet's revision beside it, moves its tags and workloads, and removes it once "
+        "nothing uses it"]
+    assert install_conflicts(helm_default, "1-31-0", TAGS, canary=True) == []

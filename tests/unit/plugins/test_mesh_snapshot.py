@@ -136,6 +136,17 @@ def test_meshfleets_helm_istiod_is_no_unmanaged_control_plane():
     assert snap.unmanaged_control_planes() == []
 
 
+def test_a_non_revisioned_helm_istiod_is_reported_as_one_the_upgrade_takes_over():
+    deployment = istiod("default", "1.30.3")
+    deployment["metadata"]["name"] = "istiod"
+    del deployment["metadata"]["labels"]["istio.io/rev"]
+    snap = snapshot(deployments=[deployment])
+    assert snap.revisions["default"]["engine"] == "helm"
+    assert snap.unmanaged_control_planes() == [
+        "istiod default (Deployment istiod, Istio 1.30.3) is a non-revisioned Helm release "
+        "meshfleet did not install: meshfleet does not manage it; upgrade.yml takes it over"]
+
+
 # ------------------------------------------------------------------ runs
 
 def run_lock_lease(holder, seconds_ago):
