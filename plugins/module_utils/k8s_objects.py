@@ -30,6 +30,11 @@ def status_of(obj):
     return (obj or {}).get("status") or {}
 
 
+def pod_template_labels(workload):
+    """The labels a Deployment (or any workload) gives its pods."""
+    return ((spec_of(workload).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
 def ref_of(obj):
     """(namespace, name); the namespace is None for a cluster-scoped object."""
     return (meta_of(obj).get("namespace"), meta_of(obj)["name"])

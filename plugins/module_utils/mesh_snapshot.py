@@ -55,6 +55,9 @@ OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
 OPERATOR_MANAGED_LABEL = "operator.istio.io/managed"
 OPERATOR_VERSION_LABEL = "operator.istio.io/version"
 MAX_NAMED = 3  # pods a problem names before it only counts them
+# The parts of a Service port the stable Service keeps when it adopts a Service (nodePort too, so
+# a NodePort or LoadBalancer Service keeps its node ports).
+SERVICE_PORT_KEYS = ("name", "port", "targetPort", "protocol", "nodePort", "appProtocol")
 
 
 def read_cluster(cluster, istio_namespace="istio-system", helm_releases=False):
@@ -65,7 +68,9 @@ def read_cluster(cluster, istio_namespace="istio-system", helm_releases=False):
         "istio_namespace": istio_namespace,
         "namespaces": cluster.list("v1", "Namespace"),
         "pods": cluster.list("v1", "Pod"),
-        "deployments": cluster.list("apps/v1", "Deployment", label_selector=REV_LABEL),
+        # istiod and the gateways carry an istio label; a gateway chart release labels only
+        # its pods with the revision.
+        "deployments": cluster.list("apps/v1", "Deployment", label_selector="istio"),
         "services": cluster.list("v1", "Service"),
         "mutating_webhooks": cluster.list("admissionregistration.k8s.io/v1",
                                           "MutatingWebhookConfiguration"),
@@ -207,14 +212,13 @@ class MeshSnapshot(object):
     def gateways(self):
         result = []
         for deployment in self.raw["deployments"]:
-            labels = labels_of(deployment)
-            kind = labels.get("istio")
-            if not kind or labels.get("app") == "istiod":
+            if not revision_usage.is_gateway(deployment):
                 continue
             status = status_of(deployment)
             result.append({"name": meta_of(deployment)["name"],
                            "namespace": meta_of(deployment)["namespace"],
-                           "kind": kind, "revision": labels.get(REV_LABEL, ""),
+                           "kind": labels_of(deployment)["istio"],
+                           "revision": revision_usage.gateway_revision(deployment),
                            "replicas": spec_of(deployment).get("replicas", 1),
                            "ready_replicas": status.get("readyReplicas") or 0})
         return result
@@ -236,15 +240,43 @@ class MeshSnapshot(object):
         return [s for s in self.raw["services"] if STABLE_SERVICE_LABEL in labels_of(s)]
 
     def gateway_services(self):
+        """meshfleet's stable gateway Services and the revision each serves (its selector's)."""
         result = []
         for service in self.stable_services():
             selector = spec_of(service).get("selector") or {}
-            result.append({"name": meta_of(service)["name"],
-                           "namespace": meta_of(service)["namespace"],
-                           "kind": selector.get("istio", ""),
-                           "serving_revision": selector.get(REV_LABEL, ""),
-                           "type": spec_of(service).get("type", "")})
+            result.append(dict(_service_facts(service), kind=selector.get("istio", ""),
+                               serving_revision=selector.get(REV_LABEL, "")))
         return result
+
+    def hand_made_gateway_services(self):
+        """Services that no Helm release made and meshfleet does not keep, that select gateway
+        pods: what they serve is read from the pods they select (their istio.io/rev labels;
+        '' unless exactly one revision)."""
+        gateway_pods = self._gateway_pods()
+        result = []
+        for service in self.raw["services"]:
+            if (STABLE_SERVICE_LABEL in labels_of(service)
+                    or HELM_RELEASE_NAME in annotations_of(service)):
+                continue
+            selector = spec_of(service).get("selector") or {}
+            selected = [pod for pod in gateway_pods
+                        if meta_of(pod).get("namespace") == meta_of(service).get("namespace")
+                        and service_selects(selector, labels_of(pod))]
+            if not selected:
+                continue
+            revisions = sorted({labels_of(pod).get(REV_LABEL, "") for pod in selected})
+            result.append(dict(_service_facts(service), selector=selector,
+                               kind=labels_of(selected[0]).get("istio", ""),
+                               serving_revision=revisions[0] if len(revisions) == 1 else "",
+                               ready_pods=len([p for p in selected if is_ready(p)])))
+        return result
+
+    def _gateway_pods(self):
+        pods = set()
+        for deployment in self.raw["deployments"]:
+            if revision_usage.is_gateway(deployment):
+                pods |= revision_usage.pods_of(self.raw, deployment)
+        return [pod for pod in self.raw["pods"] if ref_of(pod) in pods]
 
     # ------------------------------------------------------------ webhooks
 
@@ -346,6 +378,7 @@ class MeshSnapshot(object):
             "pods_by_namespace": self.pods_by_namespace(),
             "gateways": self.gateways(),
             "gateway_services": self.gateway_services(),
+            "hand_made_gateway_services": self.hand_made_gateway_services(),
             "istio_crds": self.istio_crds(),
             "helm_releases": self.raw.get("helm_releases", []),
             "overlapping_webhooks": self.overlapping_webhooks(),
@@ -461,6 +494,13 @@ class MeshSnapshot(object):
                                 ",".join("%s=%s" % item for item in sorted(selector.items()))
                                 or "none"))
         return found
+
+
+def _service_facts(service):
+    return {"name": meta_of(service)["name"], "namespace": meta_of(service)["namespace"],
+            "type": spec_of(service).get("type", ""),
+            "ports": [dict((key, port[key]) for key in SERVICE_PORT_KEYS if key in port)
+                      for port in spec_of(service).get("ports") or []]}
 
 
 def engine_of(deployment):

@@ -27,6 +27,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import
     annotations_of,
     labels_of,
     meta_of,
+    pod_template_labels,
     ref_of,
     release_of,
     spec_of,
@@ -34,16 +35,27 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector import (
     selector_matches,
+    service_selects,
 )
 
 
 # ------------------------------------------------------------ what belongs to the revision
 
+def gateway_revision(deployment):
+    """The revision of a gateway Deployment: its istio.io/rev label, else its pods' (the gateway
+    chart labels only the pods with its `revision` value; meshfleet labels both)."""
+    return (labels_of(deployment).get(REV_LABEL)
+            or pod_template_labels(deployment).get(REV_LABEL, ""))
+
+
+def is_gateway(deployment):
+    return bool(labels_of(deployment).get("istio")) and labels_of(deployment).get("app") != "istiod"
+
+
 def gateway_deployments(mesh, revision):
-    """The revision's gateway Deployments: istio.io/rev=<rev> and an istio label, istiod aside."""
-    return [d for d in mesh["deployments"]
-            if labels_of(d).get(REV_LABEL) == revision and labels_of(d).get("istio")
-            and labels_of(d).get("app") != "istiod"]
+    """The revision's gateway Deployments: an istio label and the revision (gateway_revision),
+    istiod aside."""
+    return [d for d in mesh["deployments"] if is_gateway(d) and gateway_revision(d) == revision]
 
 
 def istiod_deployments(mesh, revision, istio_namespace):
@@ -74,12 +86,16 @@ def own_gateway_pods(mesh, revision):
     """(namespace, name) of the pods of the revision's gateway Deployments: they go with it."""
     pods = set()
     for deployment in gateway_deployments(mesh, revision):
-        selector = spec_of(deployment).get("selector")
-        for pod in mesh["pods"]:
-            if (meta_of(pod).get("namespace") == meta_of(deployment).get("namespace")
-                    and selector_matches(selector, labels_of(pod))):
-                pods.add(ref_of(pod))
+        pods |= pods_of(mesh, deployment)
     return pods
+
+
+def pods_of(mesh, deployment):
+    """(namespace, name) of the pods a Deployment's selector picks."""
+    selector = spec_of(deployment).get("selector")
+    return {ref_of(pod) for pod in mesh["pods"]
+            if meta_of(pod).get("namespace") == meta_of(deployment).get("namespace")
+            and selector_matches(selector, labels_of(pod))}
 
 
 # ------------------------------------------------------------ the rule
@@ -102,13 +118,25 @@ def using_pods(snapshot, revision):
 
 def using_services(snapshot, revision):
     """Services outside the revision's releases whose selector names the revision or a tag of it,
+    or selects one of its gateway pods by other labels (a hand-made `version` selector, say),
     tags' own Services aside."""
     names = names_of(snapshot, revision)
     gateways, istiod = revision_releases(snapshot.raw, revision, snapshot.istio_namespace)
+    own = own_gateway_pods(snapshot.raw, revision)
+    pods = [pod for pod in snapshot.raw["pods"] if ref_of(pod) in own]
     return [service for service in snapshot.raw["services"]
-            if (spec_of(service).get("selector") or {}).get(REV_LABEL) in names
-            and TAG_LABEL not in labels_of(service)
-            and release_of(service) not in gateways + istiod]
+            if TAG_LABEL not in labels_of(service)
+            and release_of(service) not in gateways + istiod
+            and ((spec_of(service).get("selector") or {}).get(REV_LABEL) in names
+                 or selects_any(service, pods))]
+
+
+def selects_any(service, pods):
+    """Whether the Service's selector picks one of `pods` (in its namespace)."""
+    selector = spec_of(service).get("selector") or {}
+    namespace = meta_of(service).get("namespace")
+    return any(meta_of(pod).get("namespace") == namespace
+               and service_selects(selector, labels_of(pod)) for pod in pods)
 
 
 def service_reason(service):

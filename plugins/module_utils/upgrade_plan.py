@@ -67,7 +67,7 @@ def check_tag_names(snapshot, target, tags):
 
 
 def plan(snapshot, target_version, stable_tag="prod-stable", canary_tag="prod-canary",
-         max_minors=1, canary_namespaces=()):
+         max_minors=1, canary_namespaces=(), gateway_names=()):
     """Refusals first, then the steps of moving this cluster to `target_version` and what they
     act on: the namespaces whose workloads move, the stable gateway Services to cut over and
     the revisions to prune."""
@@ -85,13 +85,13 @@ def plan(snapshot, target_version, stable_tag="prod-stable", canary_tag="prod-ca
     old = sorted(r for r in snapshot.revisions if r != target)
     namespaces = namespaces_to_migrate(snapshot, (stable_tag, canary_tag) + tuple(old),
                                        canary_namespaces)
-    steps = _steps(snapshot, target, stable_tag, canary_tag, namespaces)
+    services = services_to_cut_over(snapshot, gateway_names)
+    steps = _steps(snapshot, target, stable_tag, canary_tag, namespaces, services)
     return {
         "current_revision": current, "current_version": current_version,
         "target_revision": target, "target_version": facts["version"], "minor_jump": jump,
         "old_revisions": old, "migrate_namespaces": namespaces,
-        "gateway_services": [{"name": s["name"], "namespace": s["namespace"]}
-                             for s in snapshot.gateway_services()],
+        "gateway_services": [{"name": s["name"], "namespace": s["namespace"]} for s in services],
         "steps": steps, "pending": [s["name"] for s in steps if s["state"] == "pending"],
         "needs_a_hand": [s["detail"] for s in steps if s["state"] == "needs_a_hand"],
     }
@@ -111,6 +111,15 @@ def namespaces_to_migrate(snapshot, labels, canary_namespaces=()):
     return sorted(names)
 
 
+def services_to_cut_over(snapshot, gateway_names=()):
+    """meshfleet's stable gateway Services, and the hand-made ones named like a gateway of the
+    spec that serve an installed revision (the gateways step adopts them before it changes any
+    gateway)."""
+    adopted = [s for s in snapshot.hand_made_gateway_services()
+               if s["name"] in gateway_names and s["serving_revision"] in snapshot.revisions]
+    return snapshot.gateway_services() + adopted
+
+
 def namespaces_to_relabel(snapshot, namespaces, stable_tag):
     """Those of `namespaces` not yet labelled with the stable tag alone."""
     return [ns["name"] for ns in snapshot.namespaces() if ns["name"] in namespaces
@@ -127,7 +136,7 @@ def unmovable_pods(snapshot, revision):
             for pod in using_pods(snapshot, revision) if owner_kind(pod) not in MOVABLE_OWNERS]
 
 
-def _steps(snapshot, target, stable_tag, canary_tag, namespaces):
+def _steps(snapshot, target, stable_tag, canary_tag, namespaces, services):
     revision = snapshot.revisions.get(target)
     kinds = sorted({g["kind"] for g in snapshot.gateways()})
     target_kinds = {g["kind"] for g in snapshot.gateways()
@@ -135,7 +144,6 @@ def _steps(snapshot, target, stable_tag, canary_tag, namespaces):
     movable = [p for p in snapshot.injected_pods()
                if p["revision"] != target and p["owner"] in MOVABLE_OWNERS]
     relabel = namespaces_to_relabel(snapshot, namespaces, stable_tag)
-    services = snapshot.gateway_services()
     old = sorted(r for r in snapshot.revisions if r != target)
     blockers = [pod for r in old for pod in unmovable_pods(snapshot, r)]
     ready = bool(revision and revision["ready"])

@@ -35,6 +35,14 @@ options:
     type: int
     choices: [1, 2]
     default: 1
+  gateway_names:
+    description:
+      - The names of the spec's gateways. A Service that meshfleet did not create, named like one
+        of them and selecting the gateway pods of an installed revision, is adopted by the
+        gateways step, so the plan cuts it over with the stable Services.
+    type: list
+    elements: str
+    default: []
   canary_namespaces:
     description:
       - The namespaces the health gate moves to the canary tag first; the plan migrates them
@@ -108,7 +116,9 @@ plan:
       type: list
       elements: str
     gateway_services:
-      description: The stable gateway Services to cut over, each with C(name) and C(namespace).
+      description:
+        - The stable gateway Services to cut over, each with C(name) and C(namespace), hand-made
+          ones named in I(gateway_names) included.
       type: list
       elements: dict
     steps:
@@ -139,6 +149,7 @@ ARGUMENT_SPEC = dict(
     stable_tag=dict(type="str", default="prod-stable"),
     canary_tag=dict(type="str", default="prod-canary"),
     canary_namespaces=dict(type="list", elements="str", default=[]),
+    gateway_names=dict(type="list", elements="str", default=[]),
     istio_namespace=dict(type="str", default="istio-system"),
 )
 
@@ -147,7 +158,8 @@ def plan_upgrade(module, cluster):
     params = module.params
     snapshot = MeshSnapshot(read_cluster(cluster, params["istio_namespace"]))
     result = plan(snapshot, params["target_version"], params["stable_tag"],
-                  params["canary_tag"], params["max_minor_jump"], params["canary_namespaces"])
+                  params["canary_tag"], params["max_minor_jump"], params["canary_namespaces"],
+                  params["gateway_names"])
     return dict(changed=False, plan=result, lock=snapshot.lock())
 
 

@@ -26,15 +26,17 @@ class MeshWatch:
 
     Every poll also creates a pod as a server-side dry run in every namespace that asks for
     injection: it must come back injected, so injection never lapses (`injection_probes` counts
-    the probes that came back injected)."""
+    the probes that came back injected). Every stable gateway Service, and each of `services`
+    ((namespace, name): hand-made ones), must select a Ready pod."""
 
-    def __init__(self, fleet, old_revision, interval=1.0):
+    def __init__(self, fleet, old_revision, interval=1.0, services=()):
         self.apis = {c.spec.name: api_client(fleet, c.spec.name) for c in fleet.clusters}
         self.old_revision = old_revision
         self.interval = interval
         self.violations = []
         self.seen = set()
         self.injection_probes = 0
+        self.services = set(services)  # (namespace, name) watched besides the stable Services
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -78,8 +80,10 @@ class MeshWatch:
         for ns in core.list_namespace().items:
             if ns.status.phase != "Terminating" and asks_for_injection(ns.metadata.labels or {}):
                 self.probe_injection(name, core, ns.metadata.name, installed)
-        for svc in core.list_service_for_all_namespaces(
-                label_selector="meshfleet.io/stable-gateway").items:
+        for svc in core.list_service_for_all_namespaces().items:
+            if ("meshfleet.io/stable-gateway" not in (svc.metadata.labels or {})
+                    and (svc.metadata.namespace, svc.metadata.name) not in self.services):
+                continue
             selector = ",".join(f"{k}={v}" for k, v in svc.spec.selector.items())
             pods = core.list_namespaced_pod(svc.metadata.namespace, label_selector=selector).items
             if not any(_ready(p) for p in pods):

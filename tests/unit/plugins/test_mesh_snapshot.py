@@ -266,3 +266,23 @@ def test_a_stable_gateway_service_without_ready_pods_is_a_problem():
     assert not_ready.gateway_service_problems() == [
         "stable gateway Service istio-gateways/istio-ingressgateway selects no Ready pod "
         "(selector istio=ingressgateway,istio.io/rev=1-31-0): traffic to it has nowhere to go"]
+
+
+def test_a_hand_made_service_selecting_gateway_pods_is_read_with_the_revision_it_serves():
+    from tests.unit.plugins.test_revision_usage import hand_made_layout
+    raw = hand_made_layout()["mesh"]
+    raw["services"] += [{"metadata": {"name": "istio-ingressgateway-lb", "namespace": "istio-gateways"},
+                         "spec": {"type": "ClusterIP",
+                                  "selector": {"istio": "ingressgateway", "version": "1-30-dev"},
+                                  "ports": [{"name": "http2", "port": 80, "targetPort": 8080,
+                                             "protocol": "TCP", "nodePort": 31000}]}},
+                        {"metadata": {"name": "unrelated", "namespace": "istio-gateways"},
+                         "spec": {"selector": {"app": "other"}}}]
+    snap = MeshSnapshot(raw)
+    assert [g["revision"] for g in snap.gateways()] == ["1-30-dev", "1-31-0"]
+    assert snap.hand_made_gateway_services() == [{
+        "name": "istio-ingressgateway-lb", "namespace": "istio-gateways", "type": "ClusterIP",
+        "ports": [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP",
+                   "nodePort": 31000}],
+        "selector": {"istio": "ingressgateway", "version": "1-30-dev"}, "kind": "ingressgateway",
+        "serving_revision": "1-30-dev", "ready_pods": 0}]

@@ -12,6 +12,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.revision_usage imp
 )
 from tests.unit.plugins.test_revision_prune import (
     GW,
+    gateway,
     NEW,
     OLD,
     pod,
@@ -112,3 +113,36 @@ def test_a_service_of_its_releases_or_named_after_them_is_not_a_use():
     unannotated = service(GW, "istio-ingressgateway-%s" % OLD, {"istio.io/rev": OLD})
     st = state(mesh={"services": [unannotated]})
     assert reported(st) == []
+
+
+def hand_made_gateway(revision):
+    """A gateway chart release installed by hand: the chart labels only the pods with the
+    revision, and the release's values add a `version` label."""
+    deployment = gateway("istio-ingressgateway", revision)
+    del deployment["metadata"]["labels"]["istio.io/rev"]
+    deployment["metadata"]["labels"]["version"] = revision
+    deployment["spec"]["template"] = {"metadata": {"labels": {
+        "app": "istio-ingressgateway-%s" % revision, "istio": "ingressgateway",
+        "istio.io/rev": revision, "version": revision}}}
+    return deployment
+
+
+def hand_made_layout():
+    st = state()
+    st["mesh"]["deployments"][2] = hand_made_gateway(OLD)
+    st["mesh"]["pods"][1]["metadata"]["labels"]["version"] = OLD
+    return st
+
+
+def test_a_gateway_labelled_with_its_revision_only_on_its_pods_is_still_the_revisions():
+    st = hand_made_layout()
+    assert own_gateway_pods(st["mesh"], OLD) == {(GW, "istio-ingressgateway-1-30-dev-abc")}
+    assert reported(st) == refused_for(st) == []
+
+
+def test_a_service_selecting_the_revisions_gateway_pods_by_other_labels_is_a_use():
+    st = hand_made_layout()
+    st["mesh"]["services"] += [service(GW, "legacy-ingress",
+                                       {"istio": "ingressgateway", "version": OLD})]
+    assert reported(st) == refused_for(st) == ["Service istio-gateways/legacy-ingress selects it"]
+    assert "Service istio-gateways/legacy-ingress selects it" not in reported(st, NEW)

@@ -163,3 +163,22 @@ def test_workloads_moved_but_a_namespace_still_on_the_legacy_label_keeps_the_mig
                              namespaces=namespaces(legacy={"istio.io/rev": "prod-stable"}),
                              pods=[owned(pod("legacy", "web-1", "1-31-0"), "ReplicaSet")])
     assert plan(relabelled, "1.31.0")["pending"] == []
+
+
+def test_a_hand_made_service_named_like_a_gateway_of_the_spec_is_cut_over_too():
+    hand_made = {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-gateways"},
+                 "spec": {"type": "ClusterIP",
+                          "selector": {"istio": "ingressgateway", "version": "1-30-dev"}}}
+    gateway_pod = pod("istio-gateways", "istio-ingressgateway-1-30-dev-abc")
+    gateway_pod["metadata"]["labels"] = {"istio": "ingressgateway", "istio.io/rev": "1-30-dev",
+                                         "version": "1-30-dev"}
+    gw = gateway("1-30-dev")
+    gw["spec"]["selector"] = {"matchLabels": {"istio": "ingressgateway"}}
+    cluster = old_cluster(services=[service("istiod-1-30-dev"), hand_made],
+                          deployments=[istiod("1-30-dev", "1.30-dev"), gw],
+                          pods=[gateway_pod])
+    assert plan(cluster, "1.31.0")["gateway_services"] == []
+    result = plan(cluster, "1.31.0", gateway_names=["istio-ingressgateway"])
+    assert result["gateway_services"] == [{"name": "istio-ingressgateway",
+                                           "namespace": "istio-gateways"}]
+    assert "cutover_gateways" in result["pending"]
