@@ -83,7 +83,8 @@ def test_the_upgrade_takes_over_and_removes_the_istiod_release(run_playbook, fle
     installed = {d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(
         "istio-system").items}
     assert installed == {f"istiod-{NEW}"}
-    assert releases(fleet) == ["istio-gateways/istio-ingressgateway-1-31-0",
+    assert releases(fleet) == [f"istio-gateways/istio-egressgateway-{NEW}",
+                               f"istio-gateways/istio-ingressgateway-{NEW}",
                                "istio-system/istio-base", f"istio-system/istiod-{NEW}"]
     legacy = [m.metadata.name for m in client.AdmissionregistrationV1Api(api)
               .list_mutating_webhook_configuration().items
