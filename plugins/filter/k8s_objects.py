@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     HELM_RELEASE_NAME,
     HELM_RELEASE_NAMESPACE,
+    HELM_RESOURCE_POLICY,
 )
 
 
@@ -45,7 +46,20 @@ def crd_adoptions(istio_crds, release, namespace):
             if (crd["helm_release"], crd["helm_release_namespace"]) != (release, namespace)]
 
 
+def helm_keep(objects):
+    """The annotation that makes helm keep objects (mesh_info's `helm_tag_objects`) when their
+    release no longer renders them, as definitions of those objects."""
+    definitions = []
+    for obj in objects:
+        metadata = {"name": obj["name"], "annotations": {HELM_RESOURCE_POLICY: "keep"}}
+        if obj.get("namespace"):
+            metadata["namespace"] = obj["namespace"]
+        definitions.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                            "metadata": metadata})
+    return definitions
+
+
 class FilterModule(object):
     def filters(self):
         return {"namespace_objects": namespace_objects, "object_refs": object_refs,
-                "crd_adoptions": crd_adoptions}
+                "crd_adoptions": crd_adoptions, "helm_keep": helm_keep}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 HELM_RELEASE_NAME = "meta.helm.sh/release-name"
 HELM_RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
+HELM_RESOURCE_POLICY = "helm.sh/resource-policy"  # "keep": helm never deletes the object
 
 
 def meta_of(obj):

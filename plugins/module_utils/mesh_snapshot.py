@@ -24,6 +24,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     HELM_RELEASE_NAME,
     HELM_RELEASE_NAMESPACE,
+    HELM_RESOURCE_POLICY,
     annotations_of,
     labels_of,
     meta_of,
@@ -280,6 +281,25 @@ class MeshSnapshot(object):
 
     # ------------------------------------------------------------ webhooks
 
+    def helm_tag_objects(self):
+        """Tag webhook configurations and tag Services a Helm release renders (an istiod release
+        with `revisionTags`), each with its release: upgrading that release with values that
+        render no tags would delete them."""
+        found = []
+        kinds = (("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+                  self.raw["mutating_webhooks"]), ("v1", "Service", self.raw["services"]))
+        for api_version, kind, objects in kinds:
+            for obj in objects:
+                if TAG_LABEL in labels_of(obj) and HELM_RELEASE_NAME in annotations_of(obj):
+                    entry = {"apiVersion": api_version, "kind": kind,
+                             "name": meta_of(obj)["name"], "tag": labels_of(obj)[TAG_LABEL],
+                             "release": annotations_of(obj)[HELM_RELEASE_NAME],
+                             "kept": annotations_of(obj).get(HELM_RESOURCE_POLICY) == "keep"}
+                    if meta_of(obj).get("namespace"):
+                        entry["namespace"] = meta_of(obj)["namespace"]
+                    found.append(entry)
+        return found
+
     def injection_webhooks(self):
         """Active injection webhooks: (configuration, webhook name, what it claims)."""
         claims = []
@@ -380,6 +400,7 @@ class MeshSnapshot(object):
             "gateway_services": self.gateway_services(),
             "hand_made_gateway_services": self.hand_made_gateway_services(),
             "istio_crds": self.istio_crds(),
+            "helm_tag_objects": self.helm_tag_objects(),
             "helm_releases": self.raw.get("helm_releases", []),
             "overlapping_webhooks": self.overlapping_webhooks(),
             "orphaned_webhooks": self.orphaned_webhooks(),

@@ -96,7 +96,22 @@ mesh:
       type: list
       elements: dict
     gateway_services:
-      description: Stable gateway Services and the revision each one serves.
+      description: Stable gateway Services, the revision each one serves, their type and ports.
+      type: list
+      elements: dict
+    hand_made_gateway_services:
+      description:
+        - Services that no Helm release made and that are not stable gateway Services but
+          select gateway pods, with the revision they serve (read from the pods they select;
+          empty unless exactly one), their selector, type, ports and Ready pods. The gateways
+          role adopts those named like a gateway of the spec.
+      type: list
+      elements: dict
+    helm_tag_objects:
+      description:
+        - Tag webhook configurations and tag Services that a Helm release renders (an istiod
+          release with C(revisionTags)), each with its C(release) and whether helm is told to
+          keep it (C(kept)).
       type: list
       elements: dict
     istio_crds:

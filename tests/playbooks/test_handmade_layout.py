@@ -1,10 +1,11 @@
 """A revisioned install in the guide's layout made by hand, on one cluster, adopted with no
 outage: the upstream charts of 1.30.3 installed with helm under meshfleet's release names (istiod
-`istiod-1-30-3`, a gateway `istio-ingressgateway-1-30-3` whose pods also carry `version: 1-30-3`),
-the `default` tag made by istioctl, and a hand-written ClusterIP Service `istio-ingressgateway`
-that selects the gateway by `version`. install.yml adopts it all (the Service keeps its type and
+`istiod-1-30-3` rendering the `prod-stable` tag itself through `revisionTags`, a gateway
+`istio-ingressgateway-1-30-3` whose pods also carry `version: 1-30-3`), the `default` tag made by
+istioctl, and a hand-written ClusterIP Service `istio-ingressgateway` that selects the gateway by
+`version`. install.yml adopts it all (the Service keeps its type and
 ports and is switched to meshfleet's selector before the gateway release changes its pods'
-labels), then upgrade.yml moves the fleet to 1.31.0 and removes 1-30-3. A watcher checks the
+labels; the tags the istiod release rendered are kept through its upgrade), then upgrade.yml moves the fleet to 1.31.0 and removes 1-30-3. A watcher checks the
 invariants at every poll, the hand-made Service included. The tests build on each other in file
 order."""
 
@@ -34,7 +35,8 @@ HAND_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP
               {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
            "meshfleet_rollout_timeout": 120, "meshfleet_gateways": INSTALL_OLD["meshfleet_gateways"]}
-APPS = {"shop": {"istio.io/rev": OLD}, "legacy": {"istio-injection": "enabled"}}
+APPS = {"shop": {"istio.io/rev": "prod-stable"}, "pinned": {"istio.io/rev": OLD},
+        "legacy": {"istio-injection": "enabled"}}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,8 @@ def test_the_layout_is_made_by_hand(fleet, api):
     helm(fleet, "install", "istio-base", chart("base", "1.30.3"), "-n", "istio-system",
          "--create-namespace", "--set", f"defaultRevision={OLD}")
     helm(fleet, "install", f"istiod-{OLD}", chart("istiod", "1.30.3"), "-n", "istio-system",
-         "--set", f"revision={OLD}", "--wait", "--timeout", "5m")
+         "--set", f"revision={OLD}", "--set", "revisionTags={prod-stable}", "--wait",
+         "--timeout", "5m")
     istioctl_judge.istioctl(fleet, CLUSTER, "tag", "set", "default", "--revision", OLD,
                             "--skip-confirmation")
     helm(fleet, "install", f"{GATEWAY}-{OLD}", chart("gateway", "1.30.3"), "-n", GATEWAY_NS,
@@ -82,7 +85,7 @@ def test_the_layout_is_made_by_hand(fleet, api):
         apps.create_namespaced_deployment(name, deployment("web", 2))
     for name in APPS:
         wait_until(lambda: injected(api, name) == [OLD, OLD], f"{name}/web injected by {OLD}")
-    assert istioctl_judge.tags(fleet, CLUSTER) == {"default": OLD}
+    assert istioctl_judge.tags(fleet, CLUSTER) == {"default": OLD, "prod-stable": OLD}
 
 
 def test_install_adopts_it_without_an_outage(run_playbook, fleet, api):
@@ -99,6 +102,9 @@ def test_install_adopts_it_without_an_outage(run_playbook, fleet, api):
     assert [(p.name, p.port, p.target_port) for p in service.spec.ports] == [
         ("http2", 80, 8080), ("https", 443, 8443)]
     assert service.metadata.labels["meshfleet.io/stable-gateway"] == GATEWAY
+    rendered = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(
+        "istio-revision-tag-prod-stable")
+    assert rendered.metadata.annotations["helm.sh/resource-policy"] == "keep"
     assert releases(fleet) == [f"{GATEWAY_NS}/{GATEWAY}-{OLD}", "istio-system/istio-base",
                                f"istio-system/istiod-{OLD}"]
     assert istioctl_judge.verdict(fleet, CLUSTER, api, {"default": OLD, "prod-stable": OLD},

@@ -99,3 +99,13 @@ def test_existing_only_takes_labels_off_and_leaves_a_vanished_object_gone():
     changed, before, after = converge(gone, namespace("shop"), ["istio.io/rev"], existing_only=True)
     assert (changed, after, gone.objects) == (False, {}, {})
     assert before["metadata"]["labels"] == {"istio.io/rev": "prod-stable"}
+
+
+def test_helm_keep_sets_only_the_resource_policy_annotation():
+    from ansible_collections.meshfleet.istio.plugins.filter.k8s_objects import helm_keep
+    assert helm_keep([{"apiVersion": "v1", "kind": "Service", "name": "istiod-revision-tag-a",
+                       "namespace": "istio-system", "tag": "a", "release": "istiod-x",
+                       "kept": False}]) == [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "istiod-revision-tag-a", "namespace": "istio-system",
+                      "annotations": {"helm.sh/resource-policy": "keep"}}}]

@@ -286,3 +286,21 @@ def test_a_hand_made_service_selecting_gateway_pods_is_read_with_the_revision_it
                    "nodePort": 31000}],
         "selector": {"istio": "ingressgateway", "version": "1-30-dev"}, "kind": "ingressgateway",
         "serving_revision": "1-30-dev", "ready_pods": 0}]
+
+
+def test_tags_a_helm_release_renders_are_listed_with_the_release():
+    rendered = revision_tags.tag_webhook_configuration("prod-stable", "1-30-dev")
+    rendered["metadata"]["annotations"] = {"meta.helm.sh/release-name": "istiod-1-30-dev",
+                                           "meta.helm.sh/release-namespace": "istio-system"}
+    kept = revision_tags.tag_service("prod-stable", "1-30-dev")
+    kept["metadata"]["annotations"] = dict(rendered["metadata"]["annotations"],
+                                           **{"helm.sh/resource-policy": "keep"})
+    snap = snapshot(mutating_webhooks=[rendered, revision_tags.tag_webhook_configuration(
+        "default", "1-31-0")], services=[kept])
+    assert snap.helm_tag_objects() == [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "name": "istio-revision-tag-prod-stable", "tag": "prod-stable",
+         "release": "istiod-1-30-dev", "kept": False},
+        {"apiVersion": "v1", "kind": "Service", "name": kept["metadata"]["name"],
+         "namespace": "istio-system", "tag": "prod-stable", "release": "istiod-1-30-dev",
+         "kept": True}]
