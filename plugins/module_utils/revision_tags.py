@@ -18,6 +18,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import
     VALIDATOR,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.injectors import NEVER_MATCH
+from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import HELM_RESOURCE_POLICY
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfleet"}
 POD_RULES = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
@@ -195,12 +196,24 @@ def has_tag_service(snapshot, revision):
         return True
 
 
+def kept_from_helm(snapshot, objects):
+    """`objects`, those that a Helm release rendered (an istiod release with `revisionTags`)
+    annotated so that helm keeps them: meshfleet keeps the tag from now on, and upgrading or
+    removing that release must not delete it."""
+    rendered = {(o["kind"], o["name"]) for o in snapshot.helm_tag_objects()}
+    for obj in objects:
+        if (obj["kind"], obj["metadata"]["name"]) in rendered:
+            annotations = obj["metadata"].setdefault("annotations", {})
+            annotations[HELM_RESOURCE_POLICY] = "keep"
+    return objects
+
+
 def set_tag(cluster, snapshot, changes, tag, revision, overwrite=False):
     """Create or move `tag` to `revision`; returns the revision it pointed at before."""
     previous = check_tag_move(snapshot, tag, revision, overwrite, cluster.check_mode)
     ns = snapshot.istio_namespace
     with_service = has_tag_service(snapshot, revision)
-    for obj in tag_objects(tag, revision, ns, with_service):
+    for obj in kept_from_helm(snapshot, tag_objects(tag, revision, ns, with_service)):
         changes.converge(cluster, obj)
     if not with_service:
         changes.remove(cluster, "v1", "Service", tag_service_name(tag), ns)

@@ -304,3 +304,12 @@ def test_tags_a_helm_release_renders_are_listed_with_the_release():
         {"apiVersion": "v1", "kind": "Service", "name": kept["metadata"]["name"],
          "namespace": "istio-system", "tag": "prod-stable", "release": "istiod-1-30-dev",
          "kept": True}]
+
+
+def test_a_tag_a_helm_release_rendered_is_written_with_helms_keep_annotation():
+    rendered = revision_tags.tag_webhook_configuration("prod-stable", "1-30-dev")
+    rendered["metadata"]["annotations"] = {"meta.helm.sh/release-name": "istiod-1-30-dev"}
+    snap = snapshot(mutating_webhooks=[rendered])
+    objects = revision_tags.kept_from_helm(snap, revision_tags.tag_objects("prod-stable", "1-31-0"))
+    assert [(o["kind"], (o["metadata"].get("annotations") or {}).get("helm.sh/resource-policy"))
+            for o in objects] == [("MutatingWebhookConfiguration", "keep"), ("Service", None)]
