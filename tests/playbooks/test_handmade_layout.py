@@ -27,14 +27,15 @@ from tests.playbooks.canary_setup import (
     tear_down,
 )
 from tests.playbooks.mesh_watch import MeshWatch
+from tests.playbooks.takeover import UPGRADE as TAKEOVER_UPGRADE
+from tests.playbooks.takeover import create_app, injected
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
 HAND_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"},
               {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]
-UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
-           "meshfleet_rollout_timeout": 120, "meshfleet_gateways": INSTALL_OLD["meshfleet_gateways"]}
+UPGRADE = dict(TAKEOVER_UPGRADE, meshfleet_gateways=INSTALL_OLD["meshfleet_gateways"])
 APPS = {"shop": {"istio.io/rev": "prod-stable"}, "pinned": {"istio.io/rev": OLD},
         "legacy": {"istio-injection": "enabled"}}
 
@@ -42,21 +43,6 @@ APPS = {"shop": {"istio.io/rev": "prod-stable"}, "pinned": {"istio.io/rev": OLD}
 @pytest.fixture(scope="module")
 def api(fleet):
     return api_client(fleet, CLUSTER)
-
-
-def deployment(name, replicas):
-    labels = {"app": name}
-    return {"metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": name,
-                                                           "image": "example.invalid/app:1"}]}}}}
-
-
-def injected(api, namespace):
-    return sorted((p.metadata.annotations or {}).get("istio.io/rev", "none")
-                  for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
-                  if p.metadata.deletion_timestamp is None)
 
 
 def hand_made_service(api):
@@ -75,14 +61,12 @@ def test_the_layout_is_made_by_hand(fleet, api):
          "--create-namespace", "--set", f"revision={OLD}", "--set", "labels.istio=ingressgateway",
          "--set", f"labels.version={OLD}", "--set", "service.type=ClusterIP", "--wait",
          "--timeout", "5m")
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespaced_service(GATEWAY_NS, {
+    client.CoreV1Api(api).create_namespaced_service(GATEWAY_NS, {
         "metadata": {"name": GATEWAY},
         "spec": {"type": "ClusterIP", "ports": HAND_PORTS,
                  "selector": {"istio": "ingressgateway", "version": OLD}}})
     for name, labels in APPS.items():
-        core.create_namespace({"metadata": {"name": name, "labels": labels}})
-        apps.create_namespaced_deployment(name, deployment("web", 2))
+        create_app(api, name, labels)
     for name in APPS:
         wait_until(lambda: injected(api, name) == [OLD, OLD], f"{name}/web injected by {OLD}")
     assert istioctl_judge.tags(fleet, CLUSTER) == {"default": OLD, "prod-stable": OLD}

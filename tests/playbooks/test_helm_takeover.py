@@ -12,26 +12,16 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import api_client
-from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import CLUSTER, NEW, chart, helm, releases, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
+from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
-UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
-           "meshfleet_rollout_timeout": 120}
-
-
 @pytest.fixture(scope="module")
 def api(fleet):
     return api_client(fleet, CLUSTER)
-
-
-def shop_revisions(api):
-    return sorted((p.metadata.annotations or {}).get("istio.io/rev", "none")
-                  for p in client.CoreV1Api(api).list_namespaced_pod("shop").items
-                  if p.metadata.deletion_timestamp is None)
 
 
 def test_helm_installs_a_non_revisioned_control_plane(fleet, api):
@@ -39,15 +29,8 @@ def test_helm_installs_a_non_revisioned_control_plane(fleet, api):
          "--create-namespace", "--set", "defaultRevision=default")
     helm(fleet, "install", "istiod", chart("istiod", "1.30.3"), "-n", "istio-system", "--wait",
          "--timeout", "5m")
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespace({"metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}})
-    apps.create_namespaced_deployment("shop", {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web",
-                                                       "image": "example.invalid/web:1"}]}}}})
-    wait_until(lambda: shop_revisions(api) == ["default", "default"], "web injected by istiod")
+    create_app(api, "shop", {"istio-injection": "enabled"})
+    wait_until(lambda: injected(api) == ["default", "default"], "web injected by istiod")
     assert releases(fleet) == ["istio-system/istio-base", "istio-system/istiod"]
 
 
@@ -79,7 +62,7 @@ def test_the_upgrade_takes_over_and_removes_the_istiod_release(run_playbook, fle
     assert run.rc == 0, run.output[-5000:]
     assert watch.violations == []
     assert watch.injection_probes > 0, "the watcher never probed injection"
-    assert shop_revisions(api) == [NEW, NEW]
+    assert injected(api) == [NEW, NEW]
     installed = {d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(
         "istio-system").items}
     assert installed == {f"istiod-{NEW}"}
@@ -94,17 +77,7 @@ def test_the_upgrade_takes_over_and_removes_the_istiod_release(run_playbook, fle
 
 def test_the_release_judges_the_result_and_a_rerun_writes_nothing(run_playbook, fleet, api,
                                                                   write_counter, tmp_path):
-    objections = istioctl_judge.verdict(fleet, CLUSTER, api, {"default": NEW, "prod-stable": NEW},
-                                        NEW)
-    assert objections == []
-    counter = write_counter()
-    again = run_playbook("upgrade", extra_vars=UPGRADE, limit=CLUSTER)
-    assert again.rc == 0 and again.changed()[CLUSTER] == 0, again.recap()
-    assert counter.writes()[CLUSTER] == []
-    report = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)},
-                          limit=CLUSTER)
-    assert report.rc == 0, report.output[-3000:]
-    assert json.loads((tmp_path / "fleet.json").read_text())[CLUSTER]["problems"] == []
+    assert_taken_over(run_playbook, fleet, CLUSTER, api, tmp_path, write_counter)
 
 
 def test_cleanup(run_playbook, api):

@@ -14,36 +14,20 @@ from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import CLUSTER, NEW, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
+from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
-
-UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,
-           "meshfleet_rollout_timeout": 120}
-
 
 @pytest.fixture(scope="module")
 def api(fleet):
     return api_client(fleet, CLUSTER)
 
 
-def shop_revisions(api):
-    return sorted((p.metadata.annotations or {}).get("istio.io/rev", "none")
-                  for p in client.CoreV1Api(api).list_namespaced_pod("shop").items
-                  if p.metadata.deletion_timestamp is None)
-
-
 def test_istioctl_installs_a_non_revisioned_control_plane(fleet, api):
     istioctl_judge.istioctl(fleet, CLUSTER, "install", "-y", "--set", "profile=minimal")
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespace({"metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}})
-    apps.create_namespaced_deployment("shop", {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web",
-                                                       "image": "example.invalid/web:1"}]}}}})
-    wait_until(lambda: shop_revisions(api) == ["default", "default"], "web injected by istiod")
+    create_app(api, "shop", {"istio-injection": "enabled"})
+    wait_until(lambda: injected(api) == ["default", "default"], "web injected by istiod")
     assert istioctl_judge.tags(fleet, CLUSTER) == {"default": "default"}
 
 
@@ -81,7 +65,7 @@ def test_the_upgrade_takes_over_and_leaves_istioctls_objects_to_istioctl(run_pla
             "`istioctl uninstall --revision default -y` removes that revision's objects and no "
             "other revision's, then run again") in run.output
     assert istioctl_judge.tags(fleet, CLUSTER) == {"default": NEW, "prod-stable": NEW}
-    assert shop_revisions(api) == [NEW, NEW]
+    assert injected(api) == [NEW, NEW]
 
 
 def test_after_istioctl_removes_its_revision_the_upgrade_completes(run_playbook, fleet, api,
@@ -94,17 +78,7 @@ def test_after_istioctl_removes_its_revision_the_upgrade_completes(run_playbook,
     installed = {d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(
         "istio-system").items}
     assert installed == {f"istiod-{NEW}"}
-    objections = istioctl_judge.verdict(fleet, CLUSTER, api, {"default": NEW, "prod-stable": NEW},
-                                        NEW)
-    assert objections == []
-    counter = write_counter()
-    again = run_playbook("upgrade", extra_vars=UPGRADE, limit=CLUSTER)
-    assert again.rc == 0 and again.changed()[CLUSTER] == 0, again.recap()
-    assert counter.writes()[CLUSTER] == []
-    report = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)},
-                          limit=CLUSTER)
-    assert report.rc == 0, report.output[-3000:]
-    assert json.loads((tmp_path / "fleet.json").read_text())[CLUSTER]["problems"] == []
+    assert_taken_over(run_playbook, fleet, CLUSTER, api, tmp_path, write_counter)
 
 
 def test_cleanup(run_playbook, api):
