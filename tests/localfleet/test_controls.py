@@ -150,8 +150,13 @@ def test_not_ready_hold_stalls_a_rollout(k8s, namespace):
                              label_selector=f"{stages.HOLD_LABEL}=not-ready")
     wait_until(lambda: [p.status.phase for p in held().items] == ["Running"],
              what="a held pod running")
-    stays(lambda: (read().status.updated_replicas, read().status.ready_replicas) == (1, 2)
-          and not ready(held().items[0]), what="the rollout stalled with the new pod not ready")
+    def stalled():
+        status = read().status
+        return ((status.updated_replicas, status.ready_replicas) == (1, 2)
+                and not ready(held().items[0]))
+    # The deployment controller reports the new pod a moment after the kubelet starts it.
+    wait_until(stalled, what="the rollout reporting one updated, not ready pod")
+    stays(stalled, what="the rollout stalled with the new pod not ready")
     pod = held().items[0]
     assert pod.status.pod_ip and not pod.status.container_statuses[0].ready
 

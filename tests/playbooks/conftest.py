@@ -206,6 +206,12 @@ class WriteCounter:
         return {name: [audit.describe(e) for e in events] for name, events in self.events().items()}
 
 
+@pytest.fixture(scope="session")
+def api(k8s):
+    """An API client for cluster1 (the first cluster), as the admin identity."""
+    return k8s
+
+
 @pytest.fixture
 def write_counter(fleet):
     return lambda: WriteCounter(fleet)

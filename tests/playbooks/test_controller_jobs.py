@@ -13,6 +13,7 @@ from kubernetes import client
 
 from localfleet import audit
 from tests.conftest import api_client
+from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
 from tests.waits import wait_until
 
@@ -62,13 +63,6 @@ def controller(fleet, tmp_path_factory):
 def record(api):
     configmap = client.CoreV1Api(api).read_namespaced_config_map(RECORD[1], RECORD[0])
     return configmap.data
-
-
-def mesh_tags(api):
-    hooks = client.AdmissionregistrationV1Api(api).list_mutating_webhook_configuration(
-        label_selector="istio.io/tag")
-    return {h.metadata.labels["istio.io/tag"]: h.metadata.labels["istio.io/rev"]
-            for h in hooks.items}
 
 
 def web_pods_on(api, revision):

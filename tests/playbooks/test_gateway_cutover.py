@@ -6,7 +6,6 @@ The tests run in file order and build on each other."""
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
 from tests.playbooks.canary_setup import (
     CLUSTER,
     GATEWAY,
@@ -22,11 +21,6 @@ from tests.playbooks.canary_setup import (
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
-
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
 
 
 @pytest.fixture(scope="module")

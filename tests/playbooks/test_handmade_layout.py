@@ -12,7 +12,6 @@ order."""
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import (
     CLUSTER,
@@ -38,11 +37,6 @@ HAND_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP
 UPGRADE = dict(TAKEOVER_UPGRADE, meshfleet_gateways=INSTALL_OLD["meshfleet_gateways"])
 APPS = {"shop": {"istio.io/rev": "prod-stable"}, "pinned": {"istio.io/rev": OLD},
         "legacy": {"istio-injection": "enabled"}}
-
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
 
 
 def hand_made_service(api):

@@ -11,18 +11,12 @@ import json
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
 from tests.playbooks.canary_setup import CLUSTER, NEW, chart, helm, releases, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
-
 
 def test_helm_installs_a_non_revisioned_control_plane(fleet, api):
     helm(fleet, "install", "istio-base", chart("base", "1.30.3"), "-n", "istio-system",

@@ -10,7 +10,6 @@ import json
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import CLUSTER, NEW, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
@@ -18,11 +17,6 @@ from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, inj
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
-
 
 def test_istioctl_installs_a_non_revisioned_control_plane(fleet, api):
     istioctl_judge.istioctl(fleet, CLUSTER, "install", "-y", "--set", "profile=minimal")

@@ -25,7 +25,7 @@ from kubernetes import client
 
 from localfleet import audit, gobuild, rbac
 from tests.conftest import api_client
-from tests.playbooks.canary_setup import namespace_exists
+from tests.playbooks.canary_setup import mesh_tags, namespace_exists
 from tests.playbooks.conftest import collections_path
 from tests.waits import wait_until
 
@@ -160,13 +160,6 @@ def run_as_identity(run_playbook, identity, playbook, extra_vars=None, **options
     return run
 
 
-def tags(api):
-    adm = client.AdmissionregistrationV1Api(api)
-    return {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
-            for m in adm.list_mutating_webhook_configuration().items
-            if "istio.io/tag" in (m.metadata.labels or {})}
-
-
 def istiod_revisions(api):
     return sorted(d.metadata.name for d in
                   client.AppsV1Api(api).list_namespaced_deployment("istio-system").items)
@@ -225,7 +218,7 @@ def test_install_as_the_service_account(run_playbook, identity, fleet, apis):
     window.assert_made_by_the_identity()
     for name, api in apis.items():
         assert istiod_revisions(api) == [f"istiod-{OLD}"], name
-        assert tags(api) == {"default": OLD, "prod-stable": OLD}, name
+        assert mesh_tags(api) == {"default": OLD, "prod-stable": OLD}, name
         assert [s["metadata"]["name"] for s in default_sidecar(api)] == ["default"], name
 
 
@@ -324,7 +317,7 @@ def test_upgrade_as_the_service_account_breaking_a_stale_lock(run_playbook, iden
     window.assert_made_by_the_identity()
     assert "taking over the run lock from dead-run" in run.output
     for name, api in apis.items():
-        assert tags(api) == {"default": NEW, "prod-stable": NEW}, name
+        assert mesh_tags(api) == {"default": NEW, "prod-stable": NEW}, name
         assert pods_on(api, OLD) == ["bare"], name
         assert istiod_revisions(api) == [f"istiod-{OLD}", f"istiod-{NEW}"], name  # kept: in use
 
@@ -334,7 +327,7 @@ def test_rollback_as_the_service_account(run_playbook, identity, fleet, apis):
     run = run_as_identity(run_playbook, identity, "rollback", limit="cluster3")
     assert run.rc == 0, run.output[-5000:]
     window.assert_made_by_the_identity(["cluster3"])
-    assert tags(apis["cluster3"]) == {"default": OLD, "prod-stable": OLD}
+    assert mesh_tags(apis["cluster3"]) == {"default": OLD, "prod-stable": OLD}
     assert pods_on(apis["cluster3"], NEW) == []
 
 

@@ -7,7 +7,6 @@ other."""
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
 from tests.playbooks.canary_setup import (
     CLUSTER,
     GATEWAY,
@@ -28,11 +27,6 @@ pytestmark = pytest.mark.fleet
 TEST_NAMESPACES = ("shop", "canary", "lab")
 REMOVED = [f"release {GATEWAY_NS}/{GATEWAY}-{OLD}", f"ConfigMap {GATEWAY_NS}/istio-{OLD}",
            f"release istio-system/istiod-{OLD}"]
-
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
 
 
 @pytest.fixture(scope="module")

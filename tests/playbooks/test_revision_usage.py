@@ -18,7 +18,6 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector imp
     service_selects,
     webhook_selects,
 )
-from tests.conftest import api_client
 from tests.playbooks.canary_setup import (
     CLUSTER,
     NEW,
@@ -34,11 +33,6 @@ pytestmark = pytest.mark.fleet
 
 SCRATCH = "usage"
 STABLE = {"meshfleet.io/stable-gateway": "usage-gateway"}
-
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
 
 
 def create_pod(api, namespace, name, labels=None):

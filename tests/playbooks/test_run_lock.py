@@ -17,7 +17,8 @@ from kubernetes import client
 from localfleet import gobuild
 from tests.conftest import api_client
 from tests.playbooks.conftest import children_of, command_line
-from tests.playbooks.test_upgrade_failures import failures, lock_holder, mesh_facts, mesh_tags
+from tests.playbooks.canary_setup import mesh_tags
+from tests.playbooks.test_upgrade_failures import failures, lock_holder, mesh_facts
 from tests.waits import wait_until
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
+from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.waits import wait_until
@@ -118,13 +119,6 @@ def test_a_failing_health_gate_stops_the_cluster_before_promotion(run_playbook, 
     core.delete_namespace("canary")
     wait_until(lambda: not any(n.metadata.name == "canary" for n in core.list_namespace().items),
                what="canary namespace gone")
-
-
-def mesh_tags(api):
-    adm = client.AdmissionregistrationV1Api(api)
-    return {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
-            for m in adm.list_mutating_webhook_configuration().items
-            if "istio.io/tag" in (m.metadata.labels or {})}
 
 
 def test_upgrade_moves_every_movable_workload_with_proof_at_every_step(run_playbook, apis, fleet):

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from localfleet import gobuild
 from tests.conftest import api_client
+from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.waits import wait_until
@@ -66,13 +67,6 @@ def demo_pods(api, revision):
     return [p.metadata.name for p in client.CoreV1Api(api).list_namespaced_pod(DEMO).items
             if (p.metadata.annotations or {}).get("istio.io/rev") == revision
             and p.status.phase != "Succeeded"]
-
-
-def mesh_tags(api):
-    adm = client.AdmissionregistrationV1Api(api)
-    return {m.metadata.labels["istio.io/tag"]: m.metadata.labels["istio.io/rev"]
-            for m in adm.list_mutating_webhook_configuration().items
-            if "istio.io/tag" in (m.metadata.labels or {})}
 
 
 def istiods(api):

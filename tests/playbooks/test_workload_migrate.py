@@ -18,7 +18,6 @@ from kubernetes import client, watch
 
 from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
-from tests.conftest import api_client
 from tests.playbooks.conftest import collections_path
 from tests.waits import wait_until
 
@@ -193,11 +192,6 @@ def delete_namespaces(api, names):
         ignore_missing(core.delete_namespace, name)
     wait_until(lambda: not set(names) & {ns.metadata.name for ns in core.list_namespace().items},
              f"namespaces {names} to go", timeout=120)
-
-
-@pytest.fixture(scope="module")
-def api(fleet):
-    return api_client(fleet, CLUSTER)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import contains, strip_noise
 
+from tests.unit.plugins.fakes import FakeCluster
+
 
 def test_live_objects_may_carry_more_than_wanted():
     live = {"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}}, "spec": {"ports": [
@@ -47,32 +49,6 @@ def test_only_istio_crds_not_owned_by_the_release_are_adopted():
         "meta.helm.sh/release-name": "istio-base", "meta.helm.sh/release-namespace": "istio-system"}
 
 
-class FakeCluster:
-    """Objects by name; records writes; `vanish` deletes an object right after it is read."""
-
-    def __init__(self, objects, vanish=()):
-        self.objects, self.vanish, self.writes = dict(objects), set(vanish), []
-
-    def get(self, api_version, kind, name, namespace=None):
-        found = self.objects.get(name)
-        if name in self.vanish:
-            self.objects.pop(name, None)
-        return found
-
-    def apply(self, wanted):
-        self.writes.append(("apply", wanted["metadata"]["name"]))
-        self.objects[wanted["metadata"]["name"]] = wanted
-        return wanted
-
-    def merge_patch(self, api_version, kind, name, patch, namespace=None):
-        from ansible_collections.meshfleet.istio.plugins.module_utils.kube import NotFoundError
-
-        self.writes.append(("patch", name))
-        if name not in self.objects:
-            raise NotFoundError(404, "Not Found", "", "PATCH /api/v1/namespaces/" + name)
-        return self.objects[name]
-
-
 def namespace(name, labels=None):
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": labels or {}}}
@@ -81,21 +57,21 @@ def namespace(name, labels=None):
 def test_existing_only_never_creates_a_missing_object():
     from ansible_collections.meshfleet.istio.plugins.module_utils.converge import converge
 
-    cluster = FakeCluster({})
+    cluster = FakeCluster()
     assert converge(cluster, namespace("shop"), ["istio.io/rev"], existing_only=True)[0] is False
     assert cluster.writes == [] and cluster.objects == {}
-    assert converge(FakeCluster({}), namespace("shop"))[0] is True  # the default creates
+    assert converge(FakeCluster(), namespace("shop"))[0] is True  # the default creates
 
 
 def test_existing_only_takes_labels_off_and_leaves_a_vanished_object_gone():
     from ansible_collections.meshfleet.istio.plugins.module_utils.converge import converge
 
     live = namespace("shop", {"istio.io/rev": "prod-stable"})
-    cluster = FakeCluster({"shop": live})
+    cluster = FakeCluster([live])
     changed = converge(cluster, namespace("shop"), ["istio.io/rev"], existing_only=True)[0]
-    assert changed and cluster.writes == [("patch", "shop")]
+    assert changed and cluster.written() == [("patch", "Namespace", None, "shop")]
 
-    gone = FakeCluster({"shop": live}, vanish={"shop"})
+    gone = FakeCluster([live], vanish={("Namespace", None, "shop")})
     changed, before, after = converge(gone, namespace("shop"), ["istio.io/rev"], existing_only=True)
     assert (changed, after, gone.objects) == (False, {}, {})
     assert before["metadata"]["labels"] == {"istio.io/rev": "prod-stable"}

@@ -9,6 +9,8 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.replicas_wait impo
     wait_for_replicas,
 )
 
+from tests.unit.plugins.fakes import FakeClock
+
 INGRESS = {"name": "istio-ingressgateway-1-31-0", "namespace": "istio-gateways"}
 EGRESS = {"name": "istio-egressgateway-1-31-0", "namespace": "istio-gateways"}
 
@@ -35,17 +37,6 @@ def test_a_deployment_the_mesh_read_did_not_find_is_awaited():
     assert gateways_to_await([result(INGRESS, False)], [], 2) == [dict(INGRESS, minimum=2)]
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 class ScalingCluster:
     """A Deployment whose Ready replicas grow by one per read."""
 
@@ -59,7 +50,7 @@ class ScalingCluster:
 
 def test_the_wait_polls_until_the_minimum_is_ready():
     cluster = ScalingCluster()
-    readiness = wait_for_replicas(cluster, [dict(INGRESS, minimum=3)], 60, 2, clock=Clock())
+    readiness = wait_for_replicas(cluster, [dict(INGRESS, minimum=3)], 60, 2, clock=FakeClock())
     assert readiness == [dict(INGRESS, minimum=3, ready=3)]
 
 
@@ -68,4 +59,4 @@ def test_check_mode_reads_once_and_a_timeout_names_what_is_short():
                              check_mode=True)[0]["ready"] == 1
     with pytest.raises(ReplicasTimeout, match=r"istio-gateways/istio-ingressgateway-1-31-0 "
                                               r"\(3 of 9 Ready\)"):
-        wait_for_replicas(ScalingCluster(), [dict(INGRESS, minimum=9)], 4, 2, clock=Clock())
+        wait_for_replicas(ScalingCluster(), [dict(INGRESS, minimum=9)], 4, 2, clock=FakeClock())

@@ -11,6 +11,8 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.revision_prune imp
     prune,
 )
 
+from tests.unit.plugins.fakes import FakeCluster
+
 OLD, NEW = "1-30-dev", "1-31-0"
 GW = "istio-gateways"
 
@@ -126,22 +128,6 @@ class FakeHelm(object):
         return ""
 
 
-class FakeCluster(object):
-    def __init__(self, objects, check_mode=False):
-        self.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
-        self.check_mode = check_mode
-        self.deleted = []
-
-    def get(self, api_version, kind, name, namespace=None):
-        return self.objects.get((namespace, name))
-
-    def delete(self, api_version, kind, name, namespace=None):
-        self.deleted.append((kind, namespace, name, self.check_mode))
-        if not self.check_mode:
-            self.objects.pop((namespace, name))
-        return True
-
-
 ALL_RELEASES = [("istio-system", "istiod-%s" % r) for r in (OLD, NEW)] + [
     (GW, "istio-ingressgateway-%s" % r) for r in (OLD, NEW)]
 
@@ -170,7 +156,7 @@ def test_an_unused_revision_goes_gateways_first_then_copies_then_istiod():
                              ["uninstall", "istiod-1-30-dev", "-n", "istio-system", "--wait"]]
     assert sorted(out.helm.releases) == [(GW, "istio-ingressgateway-1-31-0"),
                                          ("istio-system", "istiod-1-31-0")]
-    assert out.cluster.deleted == [("ConfigMap", GW, "istio-1-30-dev", False)]
+    assert out.cluster.written() == [("delete", "ConfigMap", GW, "istio-1-30-dev")]
     assert out.changes.changed_objects == ["istio-gateways/ConfigMap/istio-1-30-dev"]
 
 
@@ -218,7 +204,7 @@ def test_a_pruned_revision_is_no_change_and_runs_nothing():
     helm = FakeHelm([r for r in ALL_RELEASES if NEW in r[1]])
     out = run_prune(st, helm=helm)
     assert (out.removed, out.in_use, out.diffs) == ([], [], [])
-    assert out.helm.runs == [] and out.cluster.deleted == [] and not out.changes.changed
+    assert out.helm.runs == [] and out.cluster.writes == [] and not out.changes.changed
 
 
 def test_nothing_left_but_still_named_reports_the_uses_without_failing():
@@ -234,7 +220,8 @@ def test_check_mode_predicts_the_same_removals_and_uninstalls_nothing():
     out = run_prune(state(), cluster=cluster, diff=True)
     assert len(out.removed) == 3
     assert out.helm.runs == [] and len(out.helm.releases) == 4
-    assert out.cluster.deleted == [("ConfigMap", GW, "istio-1-30-dev", True)]
+    assert out.cluster.written() == [("delete", "ConfigMap", GW, "istio-1-30-dev")]
+    assert ("ConfigMap", GW, "istio-1-30-dev") in out.cluster.objects
     assert [d["before_header"] for d in out.diffs] == ["release istio-gateways/istio-ingressgateway-1-30-dev",
                                                        "istio-gateways/ConfigMap/istio-1-30-dev",
                                                        "release istio-system/istiod-1-30-dev"]

@@ -28,6 +28,8 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.workload_replaceme
     rollout_progress,
 )
 
+from tests.unit.plugins.fakes import FakeClock
+
 OLD, NEW = "1-30-dev", "1-31-0"
 
 
@@ -323,17 +325,6 @@ class FakeApi(object):
         return EVICTED
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def sts_move(api):
     sts = api.workloads["db"]
     return Move("shop", sts, list(api.pods), "eviction", "update strategy OnDelete")
@@ -343,7 +334,7 @@ def test_evictions_wait_for_each_replacement_and_retry_refusals():
     api = FakeApi([workload("StatefulSet", "db", 3, strategy={"type": "OnDelete"})],
                   [pod("db-%d" % i, owner=("StatefulSet", "db")) for i in range(3)],
                   budget_refusals=2)
-    clock = Clock()
+    clock = FakeClock()
     replacement = PodByPodEviction(api, sts_move(api), NEW, timeout=60)
     run_batches([replacement], 1, True, clock, clock.sleep, poll=1)
     assert replacement.state == "done"
@@ -358,7 +349,7 @@ def test_no_eviction_while_a_pod_of_the_workload_is_not_ready():
     pods = [pod("db-0", owner=("StatefulSet", "db")), pod("db-1", owner=("StatefulSet", "db"),
                                                           ready=False)]
     api = FakeApi([workload("StatefulSet", "db", 2)], pods, held=("db",))
-    clock = Clock()
+    clock = FakeClock()
     replacement = PodByPodEviction(api, sts_move(api), NEW, timeout=10)
     run_batches([replacement], 1, True, clock, clock.sleep, poll=1)
     assert replacement.state == TIMED_OUT and api.writes == []
@@ -379,7 +370,7 @@ def restart_moves(api):
 
 def test_batches_run_one_after_the_other():
     api = FakeApi(deployments("a", "b", "c"), [])
-    clock = Clock()
+    clock = FakeClock()
     replacements = restart_moves(api)
     run_batches(replacements, 2, True, clock, clock.sleep, poll=1)
     assert [r.state for r in replacements] == ["done", "done", "done"]
@@ -390,7 +381,7 @@ def test_batches_run_one_after_the_other():
 def test_a_timeout_skips_later_batches_unless_told_to_go_on():
     for stop, states in ((True, [TIMED_OUT, SKIPPED, SKIPPED]), (False, [TIMED_OUT, "done", "done"])):
         api = FakeApi(deployments("a", "b", "c"), [], held=("a",))
-        clock = Clock()
+        clock = FakeClock()
         replacements = restart_moves(api)
         run_batches(replacements, 1, stop, clock, clock.sleep, poll=1)
         assert [r.state for r in replacements] == states
@@ -431,7 +422,7 @@ def test_a_migrated_namespace_needs_no_write():
 def test_a_held_workload_is_reported_with_its_counts():
     api = FakeApi(deployments("a", "b"), [pod("a-1", owner=("Deployment", "a")),
                                           pod("b-1", owner=("Deployment", "b"))], held=("a",))
-    clock = Clock()
+    clock = FakeClock()
     result = migrate(api, Changes(), migrate_params(timeout=3), check_mode=False, clock=clock,
                      sleep=clock.sleep, poll=1)
     assert result["timed_out"] == ["shop/Deployment/a"]
@@ -445,6 +436,6 @@ def test_evictions_that_find_the_pod_gone_move_on():
     api = FakeApi([workload("StatefulSet", "db", 1)], [pod("db-0", owner=("StatefulSet", "db"))])
     api.evict = lambda victim: GONE
     replacement = PodByPodEviction(api, sts_move(api), NEW, timeout=5)
-    clock = Clock()
+    clock = FakeClock()
     run_batches([replacement], 1, True, clock, clock.sleep, poll=1)
     assert replacement.state == "done" and replacement.evicted == 0 and not replacement.wrote
