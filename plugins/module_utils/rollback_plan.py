@@ -13,6 +13,9 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.errors import (
     MeshfleetError,
     cluster_name,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_plan import (
+    namespaces_to_migrate,
+)
 
 # What a plan says to do: nothing (no upgrade reached the cluster), nothing either (it already
 # runs the revision it would go back to), or roll back.
@@ -60,11 +63,6 @@ def runs_only(snapshot, revision):
             and set(snapshot.pods_by_revision()) <= {revision})
 
 
-def namespaces_to_move(snapshot, labels):
-    """Namespaces whose istio.io/rev label is one of `labels`, by name."""
-    return sorted(ns["name"] for ns in snapshot.namespaces() if ns["rev_label"] in labels)
-
-
 def plan(snapshot, stable_tag="prod-stable", canary_tag="prod-canary", requested=""):
     """The rollback of this cluster to `requested` (a revision), or to the revision from before
     its last recorded upgrade when `requested` is empty."""
@@ -88,7 +86,8 @@ def plan(snapshot, stable_tag="prod-stable", canary_tag="prod-canary", requested
         action=ROLL_BACK,
         detail="from %s back to %s" % (current, back_to),
         current_version=snapshot.revisions.get(current, {}).get("version", ""),
-        namespaces=namespaces_to_move(snapshot, (stable_tag, canary_tag, current)),
+        # The namespaces the upgrade would move, by the same rule: injection turned off stays off.
+        namespaces=namespaces_to_migrate(snapshot, (stable_tag, canary_tag, current)),
         gateway_services=[{"name": s["name"], "namespace": s["namespace"]}
                           for s in snapshot.gateway_services()],
         # The upgrade left behind: the current revision, or the recorded one when the upgrade

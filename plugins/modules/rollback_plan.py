@@ -80,8 +80,10 @@ plan:
       type: str
       sample: 1-31-0
     namespaces:
-      description: The namespaces whose workloads move back (they select the stable tag, the
-        canary tag or the current revision).
+      description: The namespaces whose workloads move back, by the upgrade's rule (they select
+        the stable tag, the canary tag or the current revision, or carry
+        C(istio-injection=enabled)); a namespace whose C(istio-injection) turns injection off
+        is left alone.
       type: list
       elements: str
     gateway_services:

@@ -39,13 +39,17 @@ def test_after_a_promoted_upgrade_the_plan_goes_back_to_the_other_revision():
                                            "namespace": "istio-gateways"}]
 
 
-def test_the_namespaces_that_move_back_select_the_stable_or_canary_tag_or_the_current_revision():
-    result = plan(cluster(namespaces=[namespace("shop", **{"istio.io/rev": "prod-stable"}),
-                                      namespace("canary", **{"istio.io/rev": "prod-canary"}),
-                                      namespace("direct", **{"istio.io/rev": NEW}),
-                                      namespace("pinned", **{"istio.io/rev": OLD}),
-                                      namespace("legacy", **{"istio-injection": "enabled"})]))
-    assert result["namespaces"] == ["canary", "direct", "shop"]
+def test_the_namespaces_that_move_back_are_those_the_upgrade_would_move():
+    # Those on the stable or canary tag or the current revision, and those on the default tag
+    # through istio-injection=enabled; never one whose istio-injection turns injection off.
+    result = plan(cluster(namespaces=[
+        namespace("shop", **{"istio.io/rev": "prod-stable"}),
+        namespace("canary", **{"istio.io/rev": "prod-canary"}),
+        namespace("direct", **{"istio.io/rev": NEW}),
+        namespace("pinned", **{"istio.io/rev": OLD}),
+        namespace("legacy", **{"istio-injection": "enabled"}),
+        namespace("opted-out", **{"istio.io/rev": "prod-stable", "istio-injection": "disabled"})]))
+    assert result["namespaces"] == ["canary", "direct", "legacy", "shop"]
 
 
 def test_an_upgrade_stopped_before_promotion_is_undone_on_the_current_revision():
