@@ -132,68 +132,82 @@ class Cluster:
     # ------------------------------------------------------------ command lines
 
     def command(self, component: str) -> list:
+        """The command line that starts `component` of this cluster."""
+        commands = {"etcd": self._etcd, "kube-apiserver": self._apiserver,
+                    "kube-controller-manager": self._controller_manager,
+                    "kube-scheduler": self._scheduler, "kwok": self._kwok}
+        if component not in commands:
+            raise ValueError(component)
+        return commands[component]()
+
+    def _etcd(self) -> list:
+        spec = self.spec
+        return [str(self.bin / "etcd"), f"--name={spec.name}",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{spec.etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{spec.etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{spec.etcd_peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{spec.etcd_peer_port}",
+                f"--initial-cluster={spec.name}=http://127.0.0.1:{spec.etcd_peer_port}",
+                "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
+                "--log-level=warn"]
+
+    def _apiserver(self) -> list:
         spec, pki = self.spec, self.pki
-        if component == "etcd":
-            return [str(self.bin / "etcd"), f"--name={spec.name}",
-                    f"--data-dir={self.dir / 'etcd'}",
-                    f"--listen-client-urls=http://127.0.0.1:{spec.etcd_port}",
-                    f"--advertise-client-urls=http://127.0.0.1:{spec.etcd_port}",
-                    f"--listen-peer-urls=http://127.0.0.1:{spec.etcd_peer_port}",
-                    f"--initial-advertise-peer-urls=http://127.0.0.1:{spec.etcd_peer_port}",
-                    f"--initial-cluster={spec.name}=http://127.0.0.1:{spec.etcd_peer_port}",
-                    "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
-                    "--log-level=warn"]
-        if component == "kube-apiserver":
-            return [str(self.bin / "kube-apiserver"),
-                    f"--etcd-servers=http://127.0.0.1:{spec.etcd_port}",
-                    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                    f"--secure-port={spec.apiserver_port}",
-                    f"--cert-dir={self.dir / 'apiserver-certs'}",
-                    f"--tls-cert-file={pki.path('apiserver.crt')}",
-                    f"--tls-private-key-file={pki.path('apiserver.key')}",
-                    f"--client-ca-file={pki.path('ca.crt')}",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-account-key-file={pki.path('sa.pub')}",
-                    f"--service-account-signing-key-file={pki.path('sa.key')}",
-                    "--authorization-mode=Node,RBAC",
-                    f"--service-cluster-ip-range={spec.service_cidr}",
-                    "--endpoint-reconciler-type=none", "--allow-privileged=true",
-                    f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
-                    f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
-                    "--audit-log-maxbackup=0", "--audit-log-mode=blocking",
-                    "--profiling=false", "--v=0"]
-        if component == "kube-controller-manager":
-            kc = self.kubeconfig_path("controller-manager")
-            return [str(self.bin / "kube-controller-manager"), f"--kubeconfig={kc}",
-                    f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                    "--bind-address=127.0.0.1", f"--secure-port={spec.controller_manager_port}",
-                    f"--cert-dir={self.dir / 'controller-manager-certs'}",
-                    "--leader-elect=false", "--use-service-account-credentials=true",
-                    f"--service-account-private-key-file={pki.path('sa.key')}",
-                    f"--root-ca-file={pki.path('ca.crt')}",
-                    f"--cluster-signing-cert-file={pki.path('ca.crt')}",
-                    f"--cluster-signing-key-file={pki.path('ca.key')}",
-                    f"--service-cluster-ip-range={spec.service_cidr}",
-                    "--controllers=*,-nodeipam,-service-lb-controller,"
-                    "-cloud-node-lifecycle-controller", "--profiling=false",
-                    # KWOK's heartbeats can lag on a loaded 2-core machine; a flap would mark
-                    # every pod NotReady for good (KWOK sets Ready once), so nodes never expire.
-                    "--node-monitor-grace-period=24h"]
-        if component == "kube-scheduler":
-            kc = self.kubeconfig_path("scheduler")
-            return [str(self.bin / "kube-scheduler"), f"--kubeconfig={kc}",
-                    f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                    "--bind-address=127.0.0.1", f"--secure-port={spec.scheduler_port}",
-                    f"--cert-dir={self.dir / 'scheduler-certs'}",
-                    "--leader-elect=false", "--profiling=false"]
-        if component == "kwok":
-            return [str(self.bin / "kwok"), f"--kubeconfig={self.kubeconfig_path('kwok')}",
-                    f"--config={self.kwok_config}",
-                    "--manage-all-nodes=false",
-                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                    f"--cidr={spec.pod_cidr}", f"--node-ip={spec.node_ip}",
-                    f"--server-address=127.0.0.1:{spec.kwok_port}"]
-        raise ValueError(component)
+        return [str(self.bin / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{spec.etcd_port}",
+                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                f"--secure-port={spec.apiserver_port}",
+                f"--cert-dir={self.dir / 'apiserver-certs'}",
+                f"--tls-cert-file={pki.path('apiserver.crt')}",
+                f"--tls-private-key-file={pki.path('apiserver.key')}",
+                f"--client-ca-file={pki.path('ca.crt')}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.path('sa.pub')}",
+                f"--service-account-signing-key-file={pki.path('sa.key')}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-cluster-ip-range={spec.service_cidr}",
+                "--endpoint-reconciler-type=none", "--allow-privileged=true",
+                f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
+                "--audit-log-maxbackup=0", "--audit-log-mode=blocking",
+                "--profiling=false", "--v=0"]
+
+    def _controller_manager(self) -> list:
+        spec, pki = self.spec, self.pki
+        kc = self.kubeconfig_path("controller-manager")
+        return [str(self.bin / "kube-controller-manager"), f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1", f"--secure-port={spec.controller_manager_port}",
+                f"--cert-dir={self.dir / 'controller-manager-certs'}",
+                "--leader-elect=false", "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki.path('sa.key')}",
+                f"--root-ca-file={pki.path('ca.crt')}",
+                f"--cluster-signing-cert-file={pki.path('ca.crt')}",
+                f"--cluster-signing-key-file={pki.path('ca.key')}",
+                f"--service-cluster-ip-range={spec.service_cidr}",
+                "--controllers=*,-nodeipam,-service-lb-controller,"
+                "-cloud-node-lifecycle-controller", "--profiling=false",
+                # KWOK's heartbeats can lag on a loaded 2-core machine; a flap would mark
+                # every pod NotReady for good (KWOK sets Ready once), so nodes never expire.
+                "--node-monitor-grace-period=24h"]
+
+    def _scheduler(self) -> list:
+        kc = self.kubeconfig_path("scheduler")
+        return [str(self.bin / "kube-scheduler"), f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1", f"--secure-port={self.spec.scheduler_port}",
+                f"--cert-dir={self.dir / 'scheduler-certs'}",
+                "--leader-elect=false", "--profiling=false"]
+
+    def _kwok(self) -> list:
+        spec = self.spec
+        return [str(self.bin / "kwok"), f"--kubeconfig={self.kubeconfig_path('kwok')}",
+                f"--config={self.kwok_config}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={spec.pod_cidr}", f"--node-ip={spec.node_ip}",
+                f"--server-address=127.0.0.1:{spec.kwok_port}"]
 
     # ------------------------------------------------------------ processes
 

@@ -110,19 +110,11 @@ canaries:
             error: ""}]
 """
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import upgrade_record
 from ansible_collections.meshfleet.istio.plugins.module_utils.access import unreachable
 from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import Cluster, k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
-from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record import (
-    RECORD_API,
-    RECORD_NAME,
-    RECORD_NAMESPACE,
-    CanaryRecord,
-    gate_message,
-    gate_state,
-    record_of,
-)
 
 ARGUMENT_SPEC = dict(
     revision=dict(type="str", required=True),
@@ -144,27 +136,28 @@ def read_canary(module, canary):
     kubeconfig = canary.get("kubeconfig") or module.params.get("kubeconfig")
     try:
         configmap = Cluster(module, context=context, kubeconfig=canary.get("kubeconfig")).get(
-            RECORD_API, "ConfigMap", RECORD_NAME, RECORD_NAMESPACE)
+            upgrade_record.RECORD_API, "ConfigMap", upgrade_record.RECORD_NAME,
+            upgrade_record.RECORD_NAMESPACE)
     except Exception as error:  # pylint: disable=broad-except
         text = str(error)
         message = unreachable(label, text)
         if message:
-            return CanaryRecord(label, error=message)
-        return CanaryRecord(label, error="%s (read through context %s of %s)" % (
+            return upgrade_record.CanaryRecord(label, error=message)
+        return upgrade_record.CanaryRecord(label, error="%s (read through context %s of %s)" % (
             text.splitlines()[0] if text else type(error).__name__, context,
             kubeconfig or "the default kubeconfig"))
-    return CanaryRecord(label, record_of(configmap))
+    return upgrade_record.CanaryRecord(label, upgrade_record.record_of(configmap))
 
 
 def hold_or_open(module):
     params = module.params
     wave = params["canaries"] + [dict(name=c, context=c) for c in params["canary_contexts"]]
     canaries = [read_canary(module, canary) for canary in wave]
-    state = gate_state(canaries, params["revision"], params["since"])
+    state = upgrade_record.gate_state(canaries, params["revision"], params["since"])
     result = dict(changed=False, state=state, canaries=[c.as_dict() for c in canaries])
     if state != "open":
-        raise MeshfleetError(gate_message(params["cluster"], params["revision"], canaries),
-                             **result)
+        raise MeshfleetError(
+            upgrade_record.gate_message(params["cluster"], params["revision"], canaries), **result)
     return result
 
 

@@ -110,16 +110,11 @@ import json
 import os
 import tempfile
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import revision_prune as prune_logic
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
 from ansible_collections.meshfleet.istio.plugins.module_utils.helm import Helm
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
 from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
-from ansible_collections.meshfleet.istio.plugins.module_utils.revision_prune import (
-    PruneError,
-    helm_connection,
-    prune,
-    read_state,
-)
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
 ARGUMENT_SPEC = dict(
@@ -144,7 +139,7 @@ def make_helm(module, cluster):
     """Helm through the AnsibleModule inside AnsibleK8SModule (run_command, get_bin_path),
     its uninstalls made under the cluster's run lock."""
     base = getattr(module, "_module", module)
-    kubeconfig, context = helm_connection(module.params)
+    kubeconfig, context = prune_logic.helm_connection(module.params)
     binary = base.get_bin_path(module.params["binary_path"], required=True)
     return Helm(base, binary, kubeconfig_file(base, kubeconfig), context,
                 before_write=cluster.before_write, api=cluster.api)
@@ -153,7 +148,7 @@ def make_helm(module, cluster):
 def run(module, cluster):
     try:
         return prune_revision(module, cluster)
-    except PruneError as error:
+    except prune_logic.PruneError as error:
         error.result["revision"] = module.params["revision"]
         raise
 
@@ -163,9 +158,9 @@ def prune_revision(module, cluster):
     revision = check_revision_name(params["revision"])
     helm = make_helm(module, cluster)
     changes = Changes()
-    state = read_state(cluster, revision, params["istio_namespace"])
-    removed, in_use, diffs = prune(cluster, helm, changes, state, revision,
-                                   params["istio_namespace"], diff=module._diff)
+    state = prune_logic.read_state(cluster, revision, params["istio_namespace"])
+    removed, in_use, diffs = prune_logic.prune(cluster, helm, changes, state, revision,
+                                               params["istio_namespace"], diff=module._diff)
     if in_use:
         module.warn("revision %s has nothing left to remove, but is still named by: %s"
                     % (revision, "; ".join(in_use)))

@@ -102,17 +102,10 @@ objects:
   sample: ["MutatingWebhookConfiguration/istio-revision-tag-prod-stable"]
 """
 
+from ansible_collections.meshfleet.istio.plugins.module_utils import mesh_snapshot, revision_tags
 from ansible_collections.meshfleet.istio.plugins.module_utils.converge import Changes
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
-from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
-    MeshSnapshot,
-    read_cluster,
-)
 from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
-from ansible_collections.meshfleet.istio.plugins.module_utils.revision_tags import (
-    remove_tag,
-    set_tag,
-)
 from ansible_collections.meshfleet.istio.plugins.module_utils.revisions import check_revision_name
 
 ARGUMENT_SPEC = dict(
@@ -128,14 +121,17 @@ ARGUMENT_SPEC = dict(
 def run(module, cluster):
     params = module.params
     check_revision_name(params["tag"])
-    snapshot = MeshSnapshot(read_cluster(cluster, params["istio_namespace"]))
+    snapshot = mesh_snapshot.MeshSnapshot(
+        mesh_snapshot.read_cluster(cluster, params["istio_namespace"]))
     changes = Changes()
     if params["state"] == "absent":
-        previous = remove_tag(cluster, snapshot, changes, params["tag"], params["force"])
+        previous = revision_tags.remove_tag(cluster, snapshot, changes, params["tag"],
+                                            params["force"])
         return changes.result(module, tag=params["tag"], revision=None,
                               previous_revision=previous)
     revision = check_revision_name(params["revision"])
-    previous = set_tag(cluster, snapshot, changes, params["tag"], revision, params["overwrite"])
+    previous = revision_tags.set_tag(cluster, snapshot, changes, params["tag"], revision,
+                                     params["overwrite"])
     return changes.result(module, tag=params["tag"], revision=revision, previous_revision=previous)
 
 

@@ -165,17 +165,20 @@ def run_module(fleet, workdir, module, args, check=False, diff=False):
     return TaskResult(proc.returncode, result, proc.stdout + proc.stderr)
 
 
-def deploy_web(api, namespace, replicas=1, tag="prod-stable"):
-    """A namespace on revision tag `tag` with Deployment web of `replicas` pods: a workload an
-    upgrade restarts."""
+def deploy_web(api, namespace, replicas=1, tag="prod-stable", app="web", hold=None):
+    """A namespace on revision tag `tag` with Deployment `app` of `replicas` pods: a workload an
+    upgrade restarts. `hold` (not-ready, fail) is the local fleet's hold for its pods."""
+    labels = {"app": app}
+    if hold:
+        labels[HOLD_LABEL] = hold
     client.CoreV1Api(api).create_namespace(
         {"metadata": {"name": namespace, "labels": {"istio.io/rev": tag}}})
     client.AppsV1Api(api).create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web",
-                                                       "image": "example.invalid/web:1"}]}}}})
+        "metadata": {"name": app},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": app,
+                                                       "image": f"example.invalid/{app}:1"}]}}}})
 
 
 def injected_by(api, namespace):

@@ -13,7 +13,7 @@ from kubernetes import client
 
 from localfleet import audit
 from tests.conftest import api_client
-from tests.playbooks.canary_setup import mesh_tags
+from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
 from tests.waits import wait_until
 
@@ -191,14 +191,7 @@ def test_later_waves_are_refused_after_the_canary_was_rolled_back(controller, ap
 def test_a_canary_failing_in_a_sliced_upgrade_stops_the_other_slice_at_once(controller, apis,
                                                                            write_counter):
     core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
-    core.create_namespace({"metadata": {"name": "gate", "labels": {"istio.io/rev": "prod-stable"}}})
-    apps.create_namespaced_deployment("gate", {
-        "metadata": {"name": "probe"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "probe"}},
-                 "template": {"metadata": {"labels": {"app": "probe",
-                                                      "localfleet.meshfleet.io/hold": "not-ready"}},
-                              "spec": {"containers": [{"name": "probe",
-                                                       "image": "example.invalid/probe:1"}]}}}})
+    deploy_web(apis["cluster1"], "gate", app="probe", hold="not-ready")
     counter = write_counter()
     slices = controller("upgrade", dict(SLICED_UPGRADE, meshfleet_canary_namespaces=["gate"],
                                         meshfleet_health_timeout=20), slice_count=2)

@@ -7,19 +7,9 @@ other."""
 import pytest
 from kubernetes import client
 
-from tests.playbooks.canary_setup import (
-    CLUSTER,
-    GATEWAY,
-    GATEWAY_NS,
-    NEW,
-    OLD,
-    gateway_pods,
-    install_two_revisions,
-    namespace_exists,
-    releases,
-    run_module,
-    tear_down,
-)
+from tests.playbooks.canary_setup import CLUSTER, GATEWAY, GATEWAY_NS, NEW, OLD, gateway_pods
+from tests.playbooks.canary_setup import install_two_revisions, namespace_exists, releases
+from tests.playbooks.canary_setup import run_module, tear_down
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet

@@ -13,7 +13,7 @@ from kubernetes import client
 
 from tests.conftest import api_client
 from tests.playbooks import istioctl_judge
-from tests.playbooks.canary_setup import mesh_tags
+from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.waits import wait_until
@@ -99,12 +99,8 @@ def assert_istioctl_approves(fleet, apis, tags, revision, clusters=None, allowed
 
 def test_a_failing_health_gate_stops_the_cluster_before_promotion(run_playbook, apis,
                                                                    write_counter):
-    core, apps = client.CoreV1Api(apis["cluster1"]), client.AppsV1Api(apis["cluster1"])
-    core.create_namespace({"metadata": {"name": "canary", "labels": {"istio.io/rev": "prod-stable"}}})
-    apps.create_namespaced_deployment("canary", {
-        "metadata": {"name": "probe"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels("probe")},
-                 "template": template("probe", **{"localfleet.meshfleet.io/hold": "not-ready"})}})
+    core = client.CoreV1Api(apis["cluster1"])
+    deploy_web(apis["cluster1"], "canary", app="probe", hold="not-ready")
     counter = write_counter()
     run = run_playbook("upgrade", extra_vars=dict(UPGRADE, meshfleet_canary_namespaces=["canary"],
                                                   meshfleet_health_timeout=20))

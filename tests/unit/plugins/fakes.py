@@ -52,9 +52,10 @@ class FakeCluster(object):
 
     def list(self, api_version, kind, namespace=None, label_selector=None, metadata_only=False):
         selector = parse_selector(label_selector)
-        return [o for (k, ns, _), o in sorted(self.objects.items(), key=lambda item: item[0][1:])
-                if k == kind and namespace in (None, ns)
-                and selector_matches(selector, o["metadata"].get("labels") or {})]
+        by_place = sorted(self.objects.items(), key=lambda item: item[0][1:])
+        return [obj for (its_kind, its_namespace, name), obj in by_place
+                if its_kind == kind and namespace in (None, its_namespace)
+                and selector_matches(selector, obj["metadata"].get("labels") or {})]
 
     def _store(self, obj):
         if not self.check_mode:

@@ -116,7 +116,7 @@ def test_running_again_with_the_old_revision_rolls_back():
 
 def test_check_mode_predicts_through_the_dry_run_and_keeps_the_service():
     cluster = FakeCluster([stable_service(), gateway_pod("old", "1-30-dev"),
-                                             gateway_pod("new", "1-31-0")], check_mode=True)
+                           gateway_pod("new", "1-31-0")], check_mode=True)
     changes = run(cluster)[1]
     assert changes.changed
     assert service_of(cluster)["spec"]["selector"]["istio.io/rev"] == "1-30-dev"
