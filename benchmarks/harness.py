@@ -13,7 +13,7 @@ A measured run reports:
   under ansible-playbook ("tree"), and the largest single process ("largest", what
   /usr/bin/time -v calls maximum resident set size). Pages shared between forks are counted
   once per process in the sum, so the tree figure overstates the real footprint;
-- write requests by meshfleet-admin at each cluster's apiserver (localfleet/audit.py, dry runs
+- write requests by meshfleet-admin at each cluster's apiserver (localfleet.audit, dry runs
   excluded), from audit-log marks taken just before the run.
 """
 

@@ -31,7 +31,7 @@ FQCN = f"{META['namespace']}.{META['name']}"
 # Dev tooling that must never ship (galaxy.yml build_ignore).
 NOT_SHIPPED = [
     ".venv", ".localfleet", ".ci", ".git", "localfleet", "hack", "build", "benchmarks",
-    "tests/localfleet", "tests/unit/localfleet", "tests/conftest.py", "tests/test_collection_build.py",
+    "tests/unit/tooling", "tests/conftest.py", "tests/test_collection_build.py",
     "pytest.ini", "requirements-dev.txt", "galaxy.yml",
 ]
 

@@ -14,6 +14,7 @@ import http.client
 import json
 import socket
 import ssl
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
@@ -24,7 +25,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions im
 )
 
 TIMEOUT = 120
-# How the apiserver's audit log names these requests (localfleet/rbac.py files them under the
+# How the apiserver's audit log names these requests (localfleet.audit_requests files them under the
 # modules, as it did the Kubernetes Python client's).
 USER_AGENT = "meshfleet-modules (python http.client)"
 APPLY = "application/apply-patch+yaml"
@@ -33,14 +34,14 @@ MERGE_PATCH = "application/merge-patch+json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
-class Resource(object):
+@dataclass
+class Resource:
     """A kind as the apiserver serves it: its API version, plural name and scope."""
 
-    def __init__(self, api_version, kind, plural, namespaced):
-        self.api_version = api_version
-        self.kind = kind
-        self.plural = plural
-        self.namespaced = namespaced
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
 
     def path(self, name=None, namespace=None, subresource=None):
         prefix = "/api/v1" if self.api_version == "v1" else "/apis/" + self.api_version

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions import (
     ConflictError,
@@ -168,19 +169,21 @@ def spawn_renewer(api, holder, ttl, controller):
 
 # ---------------------------------------------------------------- the keeper
 
-class LockKeeper(object):
+@dataclass(eq=False)
+class LockKeeper:
     """This run's hold on one cluster's lock, reached through a kube_api.KubeApi."""
 
-    def __init__(self, api, holder, ttl, break_holder=None, force_break_holder=None,
-                 fence=None, controller=None):
-        self.api = api
-        self.holder = holder
-        self.ttl = ttl
-        self.break_holder = break_holder
-        self.force_break_holder = force_break_holder
-        self.fence = fence
-        self.controller = controller or controller_process()
-        self._checked = 0.0
+    api: object
+    holder: str
+    ttl: int
+    break_holder: str | None = None
+    force_break_holder: str | None = None
+    fence: str | None = None
+    controller: tuple | None = None
+    _checked: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self):
+        self.controller = self.controller or controller_process()
 
     @classmethod
     def from_params(cls, api, spec):

@@ -16,8 +16,8 @@ from kubernetes import client
 
 from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
+from localfleet.waits import wait_until
 from tests.playbooks.conftest import collections_path
-from tests.waits import wait_until
 
 OLD, NEW = "1-30-3", "1-31-0"
 CLUSTER = "cluster1"

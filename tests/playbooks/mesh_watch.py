@@ -5,7 +5,7 @@ import threading
 
 from kubernetes import client
 
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
 
 
 # What the apiserver would admit in a namespace at this moment: created as a server-side dry run,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, injected_by, mesh_tags
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -12,10 +12,10 @@ import yaml
 from kubernetes import client
 
 from localfleet import audit
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

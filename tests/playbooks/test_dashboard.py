@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.browser import Browser
 from tests.unit.plugins.fleet_data import render_dashboard, synthetic_report
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

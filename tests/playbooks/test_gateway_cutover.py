@@ -6,9 +6,9 @@ The tests run in file order and build on each other."""
 import pytest
 from kubernetes import client
 
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import CLUSTER, GATEWAY, GATEWAY_NS, NEW, OLD, gateway_pods
 from tests.playbooks.canary_setup import install_two_revisions, release_hold, run_module, tear_down
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

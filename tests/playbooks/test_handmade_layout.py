@@ -12,6 +12,7 @@ order."""
 import pytest
 from kubernetes import client
 
+from localfleet.waits import wait_until
 from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import (
     CLUSTER,
@@ -28,7 +29,6 @@ from tests.playbooks.canary_setup import (
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE as TAKEOVER_UPGRADE
 from tests.playbooks.takeover import create_app, injected
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -11,10 +11,10 @@ import json
 import pytest
 from kubernetes import client
 
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import CLUSTER, NEW, chart, helm, releases, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
 
 pytestmark = pytest.mark.fleet
 

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from localfleet import charts, gobuild, versions
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
 from tests.playbooks import istioctl_judge
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,8 +32,8 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.kube_exceptions im
     ResourceNotFoundError,
     TooManyRequestsError,
 )
-from tests.conftest import api_client
-from tests.waits import wait_until
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -8,7 +8,7 @@ clusters without Istio.
 
 MESHFLEET_RBAC_DERIVE=1 (hack/derive-rbac) runs the same scenario with the ServiceAccount also
 bound to cluster-admin, so that a run needing more than rbac/ grants still succeeds, and writes
-the audit-log markers to MESHFLEET_RBAC_MARKS; `python -m localfleet rbac derive` then derives
+the audit-log markers to MESHFLEET_RBAC_MARKS; `hack/rbac_derivation.py` then derives
 the roles from what the ServiceAccount did."""
 
 import datetime
@@ -23,11 +23,12 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localfleet import audit, gobuild, rbac
-from tests.conftest import api_client
+from hack import rbac_derivation as rbac
+from localfleet import audit, audit_requests, gobuild
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import mesh_tags, namespace_exists
 from tests.playbooks.conftest import collections_path
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -103,7 +104,7 @@ def identity(fleet, apis, tmp_path_factory, run_playbook):
     tokens = {name: mint_token(api) for name, api in apis.items()}
     path = tmp_path_factory.mktemp("identity") / "meshfleet.kubeconfig"
     write_kubeconfig(fleet, tokens, path)
-    marks = rbac.mark_fleet(fleet)
+    marks = audit_requests.mark_fleet(fleet)
     if os.environ.get("MESHFLEET_RBAC_MARKS"):
         Path(os.environ["MESHFLEET_RBAC_MARKS"]).write_text(json.dumps(marks) + "\n")
     yield Identity(path, tokens, marks)
@@ -132,13 +133,13 @@ class Window:
 
     def __init__(self, fleet):
         self.fleet = fleet
-        self.marks = rbac.mark_fleet(fleet)
+        self.marks = audit_requests.mark_fleet(fleet)
 
     def requests(self, cluster):
-        return rbac.requests(cluster.audit_log, self.marks[cluster.spec.name], IDENTITY)
+        return audit_requests.requests(cluster.audit_log, self.marks[cluster.spec.name], IDENTITY)
 
     def denied(self, cluster):
-        return rbac.denied(cluster.audit_log, self.marks[cluster.spec.name], IDENTITY)
+        return audit_requests.denied(cluster.audit_log, self.marks[cluster.spec.name], IDENTITY)
 
     def assert_made_by_the_identity(self, clusters=None):
         """Every named cluster was written to by the identity, never by the fleet's admin
@@ -379,7 +380,7 @@ def test_uninstall_as_the_service_account(run_playbook, identity, fleet, apis):
 
 @pytest.mark.skipif(DERIVE, reason="the roles are being derived, not checked")
 def test_the_committed_roles_are_what_the_runs_needed(identity, fleet):
-    found = rbac.fleet_requests(fleet, identity.marks, IDENTITY)
+    found = audit_requests.fleet_requests(fleet, identity.marks, IDENTITY)
     cluster_roles, roles = rbac.roles_of(rbac.load_manifests(RBAC_DIR))
     derived_cluster, derived_roles, _ = rbac.derive(found)
     regenerate = "rbac/ is out of date: regenerate it with hack/derive-rbac (docs/rbac.md)"
@@ -398,7 +399,7 @@ def test_the_committed_roles_are_what_the_runs_needed(identity, fleet):
     assert rbac.manifests(*rbac.derive(found), charts_atoms) == committed, regenerate
     # The only refusal was the narrowed role's.
     refused = {(c.spec.name, r.resource, r.verb, r.namespace)
-               for c in fleet.clusters for r, _ in rbac.denied(c.audit_log,
+               for c in fleet.clusters for r, _ in audit_requests.denied(c.audit_log,
                                                                identity.marks[c.spec.name],
                                                                IDENTITY)}
     assert refused <= {("cluster2", "namespaces", "patch", "istio-config")}

@@ -7,10 +7,10 @@ other."""
 import pytest
 from kubernetes import client
 
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import CLUSTER, GATEWAY, GATEWAY_NS, NEW, OLD, gateway_pods
 from tests.playbooks.canary_setup import install_two_revisions, namespace_exists, releases
 from tests.playbooks.canary_setup import run_module, tear_down
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -18,6 +18,7 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.label_selector imp
     service_selects,
     webhook_selects,
 )
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import (
     CLUSTER,
     NEW,
@@ -27,7 +28,6 @@ from tests.playbooks.canary_setup import (
     tool_env,
 )
 from tests.playbooks.conftest import collections_path
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

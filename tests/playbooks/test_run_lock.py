@@ -15,11 +15,11 @@ import pytest
 from kubernetes import client
 
 from localfleet import gobuild
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.conftest import children_of, command_line
 from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.test_upgrade_failures import failures, lock_holder, mesh_facts
-from tests.waits import wait_until
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
 

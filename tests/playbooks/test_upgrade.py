@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks import istioctl_judge
 from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -9,9 +9,9 @@ import re
 import pytest
 from kubernetes import client
 
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, injected_by
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

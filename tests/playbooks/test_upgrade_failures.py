@@ -14,11 +14,11 @@ import pytest
 from kubernetes import client
 
 from localfleet import gobuild
-from tests.conftest import api_client
+from localfleet.pytest_plugin import api_client
+from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
-from tests.waits import wait_until
 
 # Each test runs several playbooks on three clusters of a shared two-core machine.
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]

@@ -18,8 +18,8 @@ from kubernetes import client, watch
 
 from localfleet import gobuild, paths
 from localfleet.stages import HOLD_LABEL
+from localfleet.waits import wait_until
 from tests.playbooks.conftest import collections_path
-from tests.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from localfleet import audit, netns, paths, stages
 from localfleet.fleet import Fleet
-from tests.waits import wait_until
+from localfleet.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

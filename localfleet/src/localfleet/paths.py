@@ -3,7 +3,9 @@
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The meshfleet checkout this package lives in (<checkout>/localfleet/src/localfleet/paths.py):
+# running fleets and the virtual environment are kept there, the shared release trees beside it.
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def cache_root() -> Path:

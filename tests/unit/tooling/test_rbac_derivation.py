@@ -1,76 +1,12 @@
-"""Roles derived from audit events: what counts as a request, which rules they imply, RBAC's
-matching, and manifests that read back as the same rules."""
-
-import json
+"""Roles derived from requests (hack/rbac_derivation.py): which rules they imply, RBAC's matching,
+and manifests that read back as the same rules."""
 
 import yaml
 
-from localfleet import rbac
-from localfleet.rbac import Request
+from hack import rbac_derivation as rbac
+from localfleet.audit_requests import Request
 
 SA = rbac.service_account_user()
-
-
-def event(verb, resource, group="", namespace="", name="", sub="", code=200, user=SA,
-          agent="OpenAPI-Generator/33.1.0/python", audit_id=None, stage="ResponseComplete"):
-    ref = {"resource": resource, "apiVersion": "v1"}
-    for key, value in (("apiGroup", group), ("namespace", namespace), ("name", name),
-                       ("subresource", sub)):
-        if value:
-            ref[key] = value
-    return {"auditID": audit_id or f"{verb}-{resource}-{namespace}-{name}-{code}", "stage": stage,
-            "verb": verb, "user": {"username": user}, "userAgent": agent, "objectRef": ref,
-            "requestURI": "/x", "responseStatus": {"code": code}}
-
-
-def write_log(path, events):
-    path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    return path
-
-
-def test_requests_of_the_user_with_subresources_and_clients(tmp_path):
-    log = write_log(tmp_path / "audit.log", [
-        event("create", "pods", namespace="shop", name="web-1", sub="eviction"),
-        event("list", "secrets", namespace="istio-system", agent="Helm/3.21.4"),
-        event("list", "secrets", namespace="istio-system", user="meshfleet-admin"),
-        {"auditID": "n", "stage": "ResponseComplete", "verb": "get", "user": {"username": SA},
-         "requestURI": "/version"},
-    ])
-    assert rbac.requests(log, user=SA) == {
-        Request("", "pods/eviction", "create", "shop", "web-1", "modules"),
-        Request("", "secrets", "list", "istio-system", "", "helm")}
-
-
-def test_denied_requests_are_left_out_and_listed_apart(tmp_path):
-    log = write_log(tmp_path / "audit.log", [
-        event("get", "leases", "coordination.k8s.io", "kube-system", "meshfleet-run-lock", code=403),
-        event("get", "namespaces", name="shop")])
-    assert rbac.requests(log, user=SA) == {Request("", "namespaces", "get", "", "shop", "modules")}
-    assert [r.resource for r, _ in rbac.denied(log, user=SA)] == ["leases"]
-
-
-def test_an_apply_that_created_its_object_also_needed_create(tmp_path):
-    log = write_log(tmp_path / "audit.log", [
-        event("patch", "configmaps", namespace="kube-system", name="meshfleet-upgrade", code=201),
-        event("patch", "services", namespace="istio-gateways", name="gw", code=200)])
-    verbs = {(r.resource, r.verb) for r in rbac.requests(log, user=SA)}
-    assert verbs == {("configmaps", "patch"), ("configmaps", "create"), ("services", "patch")}
-
-
-def test_a_watch_counts_once_whether_or_not_it_has_ended(tmp_path):
-    log = write_log(tmp_path / "audit.log", [
-        event("watch", "pods", namespace="shop", audit_id="w1", stage="ResponseStarted"),
-        event("watch", "pods", namespace="shop", audit_id="w2", stage="ResponseStarted"),
-        event("watch", "pods", namespace="shop", audit_id="w2")])
-    assert len(rbac.requests(log, user=SA)) == 1
-
-
-def test_markers_skip_what_came_before(tmp_path):
-    log = write_log(tmp_path / "audit.log", [event("delete", "namespaces", name="old")])
-    since = log.stat().st_size
-    with open(log, "a") as out:
-        out.write(json.dumps(event("get", "namespaces", name="new")) + "\n")
-    assert {r.name for r in rbac.requests(log, since, SA)} == {"new"}
 
 
 def test_stable_namespace_requests_become_a_role_with_names_for_named_verbs():
@@ -169,10 +105,3 @@ def test_manifests_read_back_as_the_derived_rules(tmp_path):
         assert document["kind"] == "List"
     assert [o["kind"] for o in rbac.objects_in(files[rbac.FILES["serviceaccount"]])][:2] == [
         "Namespace", "ServiceAccount"]
-
-
-def test_the_table_lists_the_request_set():
-    text = rbac.table({Request("", "pods/eviction", "create", "shop", "a"),
-                       Request("", "pods/eviction", "create", "shop", "b")})
-    assert text.splitlines()[1].split() == ["-", "pods", "eviction", "create", "shop"]
-    assert len(text.splitlines()) == 2

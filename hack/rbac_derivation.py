@@ -1,11 +1,6 @@
-"""Least-privilege RBAC for the identity that runs meshfleet, derived from what it really does.
-
-Requests: every request an identity made at a cluster's apiserver after a marker, read from the
-cluster's audit log (`audit.events`): apiGroup, resource (with its subresource), verb,
-namespace and name. A request the apiserver denied (403) was not performed and is left out. A
-patch or update answered `201 Created` (server-side apply of a new object) was also authorised
-as `create` inside the apiserver, which the audit log does not show as a request of its own, so
-it counts as a create too.
+"""Least-privilege RBAC for the identity that runs meshfleet (rbac/), derived from what it really
+did at the local fleet's apiservers (localfleet.audit_requests; hack/derive-rbac runs the scenario
+and then this).
 
 Rules: one atom per (apiGroup, resource, verb). An atom all of whose requests were in one of the
 `stable` namespaces (namespaces that exist before meshfleet runs and survive its uninstall:
@@ -18,18 +13,24 @@ Chart rules: the rules of every ClusterRole and Role that Istio's charts render 
 of base, istiod and gateway, every chart version the fleet uses). Kubernetes lets an identity
 create a role, or bind one, only when it holds every permission in it (RBAC escalation
 prevention), so meshfleet's identity holds these cluster-wide in a ClusterRole of their own.
+
+    .venv/bin/python hack/rbac_derivation.py [--fleet F] [--since MARKS] [--user U] [--write rbac]
 """
 
+import argparse
 import json
+import os
 import subprocess
+import sys
 import textwrap
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from . import audit, charts, gobuild, versions
+from localfleet import charts, gobuild, versions
+from localfleet.audit_requests import Request, fleet_requests, table
+from localfleet.fleet import DEFAULT_FLEET, Fleet
 
 STABLE_NAMESPACES = ("kube-system",)
 NAMED_VERBS = ("get", "update", "patch", "delete")
@@ -48,94 +49,6 @@ FILES = {"clusterrole": "meshfleet-clusterrole.yml", "role": "meshfleet-role.yml
 
 def service_account_user(name=SERVICE_ACCOUNT, namespace=SERVICE_ACCOUNT_NAMESPACE) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
-
-
-@dataclass(frozen=True, order=True)
-class Request:
-    """One request as RBAC sees it; `resource` carries the subresource (`pods/eviction`)."""
-
-    group: str
-    resource: str
-    verb: str
-    namespace: str = ""
-    name: str = ""
-    client: str = ""
-
-    @property
-    def atom(self):
-        return (self.group, self.resource, self.verb)
-
-    def row(self):
-        resource, _, subresource = self.resource.partition("/")
-        return (self.group, resource, subresource, self.verb, self.namespace)
-
-
-def client_of(user_agent: str) -> str:
-    """helm, or the meshfleet modules (their own REST client, or the Kubernetes Python client
-    some of kubernetes.core's modules and auth forms use), or the agent itself."""
-    if user_agent.startswith("Helm/"):
-        return "helm"
-    if "python" in user_agent.lower():
-        return "modules"
-    return user_agent.split("/", 1)[0] or "unknown"
-
-
-def request_of(event: dict):
-    """The request of an audit event, or None for a non-resource request."""
-    ref = event.get("objectRef")
-    if not ref or not ref.get("resource"):
-        return None
-    resource = "/".join(p for p in (ref["resource"], ref.get("subresource")) if p)
-    return Request(ref.get("apiGroup", ""), resource, event.get("verb", ""),
-                   ref.get("namespace", ""), ref.get("name", ""),
-                   client_of(event.get("userAgent", "")))
-
-
-def code_of(event: dict):
-    return (event.get("responseStatus") or {}).get("code")
-
-
-def user_events(log: Path, since: int = 0, user: str = None) -> dict:
-    """The latest event of each request (by audit ID) acting as `user` after `since`: a watch
-    has a ResponseStarted event long before its ResponseComplete."""
-    latest = {}
-    for event in audit.events(log, since):
-        if user is None or audit.acting_user(event) == user:
-            latest[event.get("auditID")] = event
-    return latest
-
-
-def requests(log: Path, since: int = 0, user: str = None) -> set:
-    """What `user` did after `since`: allowed requests, and the creates that applies implied."""
-    found = set()
-    for event in user_events(log, since, user).values():
-        request = request_of(event)
-        if request is None or code_of(event) == 403:
-            continue
-        found.add(request)
-        if request.verb in ("patch", "update") and code_of(event) == 201:
-            found.add(Request(request.group, request.resource, "create", request.namespace,
-                              request.name, request.client))
-    return found
-
-
-def denied(log: Path, since: int = 0, user: str = None) -> list:
-    """The requests of `user` after `since` that the apiserver refused (403), with its message."""
-    return [(request_of(e), (e.get("responseStatus") or {}).get("message", ""))
-            for e in user_events(log, since, user).values()
-            if code_of(e) == 403 and request_of(e) is not None]
-
-
-def fleet_requests(fleet, since: dict, user: str) -> set:
-    """The union over the fleet's clusters; `since` maps cluster names to markers."""
-    found = set()
-    for cluster in fleet.clusters:
-        found |= requests(cluster.audit_log, since.get(cluster.spec.name, 0), user)
-    return found
-
-
-def mark_fleet(fleet) -> dict:
-    return {c.spec.name: audit.mark(c.audit_log) for c in fleet.clusters}
 
 
 # ------------------------------------------------------------------ rules from requests
@@ -276,7 +189,7 @@ def chart_atoms(roles) -> dict:
 # ------------------------------------------------------------------ manifests
 
 HEADER = """\
-# Generated by `python -m localfleet rbac derive` (hack/derive-rbac regenerates it); do not edit
+# Generated by hack/rbac_derivation.py (hack/derive-rbac regenerates it); do not edit
 # by hand. Why each rule is there, and how to apply it: docs/rbac.md.
 """
 
@@ -425,12 +338,43 @@ def roles_of(objects):
     return cluster, dict(namespaced)
 
 
-def table(found) -> str:
-    """The (apiGroup, resource, subresource, verb, namespace) set, one line each."""
-    rows = sorted({r.row() for r in found})
-    head = ("API GROUP", "RESOURCE", "SUBRESOURCE", "VERB", "NAMESPACE")
-    widths = [max([len(head[i])] + [len(row[i] or "-") for row in rows]) for i in range(5)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
-    for row in rows:
-        lines.append("  ".join((v or "-").ljust(w) for v, w in zip(row, widths)).rstrip())
-    return "\n".join(lines)
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="rbac_derivation", description=__doc__.split("\n")[0])
+    parser.add_argument("--fleet", default=os.environ.get("MESHFLEET_FLEET", DEFAULT_FLEET),
+                        help="fleet name (default: $MESHFLEET_FLEET or 'default')")
+    parser.add_argument("--since", type=Path,
+                        help="a file written from 'localfleet requests mark' (default: the whole "
+                             "logs)")
+    parser.add_argument("--user", default=service_account_user(),
+                        help="the identity as the audit log names it (default: %(default)s)")
+    parser.add_argument("--write", type=Path, metavar="DIR",
+                        help="write the manifests into DIR (e.g. rbac) instead of printing them")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    fleet = Fleet(args.fleet)
+    if not fleet.clusters:
+        print(f"rbac_derivation: fleet {fleet.name} is not running", file=sys.stderr)
+        return 1
+    since = json.loads(args.since.read_text()) if args.since else {}
+    found = fleet_requests(fleet, since, args.user)
+    if not found:
+        print(f"rbac_derivation: no request by {args.user} in the audit logs of fleet "
+              f"{fleet.name}" + (f" since the markers of {args.since}" if args.since else ""),
+              file=sys.stderr)
+        return 1
+    print(table(found))
+    for name, text in derive_manifests(found).items():
+        if args.write:
+            args.write.mkdir(parents=True, exist_ok=True)
+            (args.write / name).write_text(text)
+            print(f"wrote {args.write / name}", file=sys.stderr)
+        else:
+            print(f"\n# {name}\n{text}", end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

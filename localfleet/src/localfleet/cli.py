@@ -1,5 +1,5 @@
 """Subcommands of `python -m localfleet`: build, charts, up, down, status, exec, stop, start,
-audit, rbac."""
+audit, requests."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import audit, charts, gobuild, netns, rbac
+from . import audit, audit_requests, charts, gobuild, netns
 from .fleet import DEFAULT_FLEET, Fleet, format_status
 from .progress import FleetError
 
@@ -41,21 +41,23 @@ def parse(argv):
     writes.add_argument("--since", type=int, default=0, help="count only writes after this marker")
     writes.add_argument("--user", help="count only writes acting as this user")
     writes.add_argument("--list", action="store_true", help="print the writes, not their number")
-    roles = sub.add_parser("rbac", help="what an identity did since a marker, and the "
-                                        "least-privilege roles it implies (docs/rbac.md)")
-    roles.add_argument("action", choices=("mark", "requests", "derive"),
+    asked = sub.add_parser("requests", help="what an identity asked of the fleet's apiservers "
+                                            "since a marker (docs/rbac.md)")
+    asked.add_argument("action", choices=("mark", "list"),
                        help="mark: print every cluster's marker as JSON (save it to a file); "
-                            "requests: print the (apiGroup, resource, subresource, verb, "
-                            "namespace) set of the identity's requests since --since; derive: "
-                            "that set and the rbac/ manifests it implies")
-    roles.add_argument("--since", type=Path,
-                       help="a file written from 'rbac mark' (default: the whole logs)")
-    roles.add_argument("--user", default=rbac.service_account_user(),
-                       help="the identity as the audit log names it "
-                            "(default: %(default)s)")
-    roles.add_argument("--write", type=Path, metavar="DIR",
-                       help="derive: write the manifests into DIR (e.g. rbac) instead of printing")
+                            "list: print the (apiGroup, resource, subresource, verb, "
+                            "namespace) set of the identity's requests since --since")
+    asked.add_argument("--since", type=Path,
+                       help="a file written from 'requests mark' (default: the whole logs)")
+    asked.add_argument("--user", required=False,
+                       help="the identity as the audit log names it, for example "
+                            "system:serviceaccount:meshfleet-system:meshfleet (default: anyone)")
     return parser.parse_args(argv)
+
+
+def console_main():
+    """The `localfleet` command an install of the package puts on PATH."""
+    sys.exit(main(sys.argv[1:]))
 
 
 def main(argv):
@@ -102,32 +104,24 @@ def dispatch(args):
         return exec_in_fleet(fleet, args.argv)
     elif args.command == "audit":
         print_writes(fleet.cluster(args.cluster).audit_log, args)
-    elif args.command == "rbac":
-        return rbac_command(fleet, args)
+    elif args.command == "requests":
+        return requests_command(fleet, args)
     return 0
 
 
-def rbac_command(fleet: Fleet, args) -> int:
+def requests_command(fleet: Fleet, args) -> int:
     if not fleet.clusters:
         raise FleetError(f"fleet {fleet.name} is not running")
     if args.action == "mark":
-        print(json.dumps(rbac.mark_fleet(fleet)))
+        print(json.dumps(audit_requests.mark_fleet(fleet)))
         return 0
     since = json.loads(args.since.read_text()) if args.since else {}
-    found = rbac.fleet_requests(fleet, since, args.user)
+    found = audit_requests.fleet_requests(fleet, since, args.user)
     if not found:
-        raise FleetError(f"no request by {args.user} in the audit logs of fleet {fleet.name}"
-                         + (f" since the markers of {args.since}" if args.since else ""))
-    print(rbac.table(found))
-    if args.action == "derive":
-        files = rbac.derive_manifests(found)
-        for name, text in files.items():
-            if args.write:
-                args.write.mkdir(parents=True, exist_ok=True)
-                (args.write / name).write_text(text)
-                print(f"wrote {args.write / name}", file=sys.stderr)
-            else:
-                print(f"\n# {name}\n{text}", end="")
+        raise FleetError(f"no request by {args.user or 'anyone'} in the audit logs of fleet "
+                         f"{fleet.name}" + (f" since the markers of {args.since}"
+                                            if args.since else ""))
+    print(audit_requests.table(found))
     return 0
 
 

@@ -14,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from localfleet import audit, charts, gobuild, stages, versions
-from tests.waits import wait_until
+from localfleet.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 

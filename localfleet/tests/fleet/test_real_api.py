@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from localfleet import charts, gobuild, netns, versions
-from tests.waits import wait_until
+from localfleet.waits import wait_until
 
 pytestmark = pytest.mark.fleet
 
