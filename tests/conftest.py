@@ -1,6 +1,8 @@
 """The collection's tests: the checkout importable as ansible_collections.meshfleet.istio, and the
 order in which the fleet tests run (the fleet fixtures are localfleet.pytest_plugin's)."""
 
+import pytest
+
 from tests.unit.conftest import link_collection
 
 link_collection()
@@ -32,6 +34,21 @@ def _file_rank(item) -> int:
     return SLOWEST_FIRST.index(path) if path in SLOWEST_FIRST else len(SLOWEST_FIRST)
 
 
-def pytest_collection_modifyitems(items):
-    """Slowest files first; a file's own tests keep their order (some build on each other)."""
+def pytest_collection_modifyitems(config, items):
+    """Slowest files first; a file's own tests keep their order (a scenario file's build on
+    each other)."""
     items.sort(key=_file_rank)
+    refuse_split_scenarios(config, items)
+
+
+def refuse_split_scenarios(config, items):
+    """A scenario file spread over several pytest-xdist workers would run its steps out of
+    order on fleets that never saw the steps before them."""
+    dist = getattr(config.option, "dist", "no")
+    scenarios = sorted({item.nodeid.split("::", 1)[0] for item in items
+                        if item.get_closest_marker("scenario")})
+    if dist in ("load", "worksteal") and scenarios:
+        raise pytest.UsageError(
+            f"{', '.join(scenarios)} {'is a scenario' if len(scenarios) == 1 else 'are scenarios'}"
+            f" (pytest.mark.scenario): run with --dist loadfile (hack/test does) so that each "
+            f"file's tests stay on one worker, in order")

@@ -14,7 +14,7 @@ from kubernetes import client, config
 from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, injected_by, mesh_tags
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_prune_after": 0,

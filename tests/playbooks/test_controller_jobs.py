@@ -17,7 +17,7 @@ from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.controller_job import ControllerJob, fleet_inventory
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD, NEW = "1-30-3", "1-31-0"
 WAVES = {"canary": ["cluster1"], "wave1": ["cluster2", "cluster3"]}

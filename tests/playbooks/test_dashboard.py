@@ -16,7 +16,7 @@ from localfleet.waits import wait_until
 from tests.playbooks.browser import Browser
 from tests.unit.plugins.fleet_data import render_dashboard, synthetic_report
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "build" / "test-output" / "dashboard"

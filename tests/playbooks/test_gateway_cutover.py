@@ -10,7 +10,7 @@ from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import CLUSTER, GATEWAY, GATEWAY_NS, NEW, OLD, gateway_pods
 from tests.playbooks.canary_setup import install_two_revisions, release_hold, run_module, tear_down
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE as TAKEOVER_UPGRADE
 from tests.playbooks.takeover import create_app, injected
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 HAND_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"},
               {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]

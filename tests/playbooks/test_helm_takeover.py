@@ -16,7 +16,7 @@ from tests.playbooks.canary_setup import CLUSTER, NEW, chart, helm, releases, te
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 def test_helm_installs_a_non_revisioned_control_plane(fleet, api):
     helm(fleet, "install", "istio-base", chart("base", "1.30.3"), "-n", "istio-system",

@@ -10,7 +10,7 @@ import pytest
 
 from localfleet.pytest_plugin import api_client
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD = "1-30-3"
 INSTALL = {"meshfleet_istio_version": "1.30.3"}

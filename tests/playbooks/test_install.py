@@ -19,7 +19,7 @@ from tests.playbooks import istioctl_judge
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 VERSION = versions.ISTIO_DEFAULT
 REVISION = VERSION.replace(".", "-")

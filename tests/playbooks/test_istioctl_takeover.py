@@ -16,7 +16,7 @@ from tests.playbooks.canary_setup import CLUSTER, NEW, tear_down
 from tests.playbooks.mesh_watch import MeshWatch
 from tests.playbooks.takeover import UPGRADE, assert_taken_over, create_app, injected
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 def test_istioctl_installs_a_non_revisioned_control_plane(fleet, api):
     istioctl_judge.istioctl(fleet, CLUSTER, "install", "-y", "--set", "profile=minimal")

@@ -30,7 +30,7 @@ from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import mesh_tags, namespace_exists
 from tests.playbooks.conftest import collections_path
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 REPO = Path(__file__).resolve().parents[2]
 RBAC_DIR = REPO / "rbac"

@@ -12,7 +12,7 @@ from tests.playbooks.canary_setup import CLUSTER, GATEWAY, GATEWAY_NS, NEW, OLD,
 from tests.playbooks.canary_setup import install_two_revisions, namespace_exists, releases
 from tests.playbooks.canary_setup import run_module, tear_down
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 TEST_NAMESPACES = ("shop", "canary", "lab")
 REMOVED = [f"release {GATEWAY_NS}/{GATEWAY}-{OLD}", f"ConfigMap {GATEWAY_NS}/istio-{OLD}",

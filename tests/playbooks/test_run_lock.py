@@ -21,7 +21,7 @@ from tests.playbooks.conftest import children_of, command_line
 from tests.playbooks.canary_setup import mesh_tags
 from tests.playbooks.test_upgrade_failures import failures, lock_holder, mesh_facts
 
-pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario, pytest.mark.timeout(1800)]
 
 OLD, NEW = "1-30-3", "1-31-0"
 CLUSTERS = "cluster1,cluster2"

@@ -18,7 +18,7 @@ from tests.playbooks.canary_setup import deploy_web, mesh_tags
 from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",

@@ -13,7 +13,7 @@ from localfleet.pytest_plugin import api_client
 from localfleet.waits import wait_until
 from tests.playbooks.canary_setup import deploy_web, injected_by
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD, NEW = "1-30-3", "1-31-0"
 UPGRADE = {"meshfleet_target_version": "1.31.0", "meshfleet_canary_hosts": "cluster1",

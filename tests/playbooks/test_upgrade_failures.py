@@ -21,7 +21,7 @@ from tests.playbooks.conftest import collections_path
 from tests.playbooks.mesh_watch import MeshWatch
 
 # Each test runs several playbooks on three clusters of a shared two-core machine.
-pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario, pytest.mark.timeout(1800)]
 
 OLD, NEW = "1-30-3", "1-31-0"
 # A lock that goes stale a minute after its run died and expires only after ten.

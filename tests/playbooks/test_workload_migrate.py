@@ -21,7 +21,7 @@ from localfleet.stages import HOLD_LABEL
 from localfleet.waits import wait_until
 from tests.playbooks.conftest import collections_path
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 OLD, NEW = "1-30-3", "1-31-0"
 CLUSTER = "cluster1"
