@@ -49,7 +49,7 @@ def parse(argv):
                             "namespace) set of the identity's requests since --since")
     asked.add_argument("--since", type=Path,
                        help="a file written from 'requests mark' (default: the whole logs)")
-    asked.add_argument("--user", required=False,
+    asked.add_argument("--user",
                        help="the identity as the audit log names it, for example "
                             "system:serviceaccount:meshfleet-system:meshfleet (default: anyone)")
     return parser.parse_args(argv)

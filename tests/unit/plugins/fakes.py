@@ -75,7 +75,7 @@ class FakeCluster(object):
         self.writes.append(("patch",) + key + (patch,))
         if key not in self.objects:
             raise NotFoundError(404, "Not Found", "", "PATCH %s %s/%s" % (kind, namespace, name))
-        return self._store(merged(self.objects[key], patch))
+        return self._store(merged(copy.deepcopy(self.objects[key]), patch))
 
     def delete(self, api_version, kind, name, namespace=None):
         key = (kind, namespace, name)
