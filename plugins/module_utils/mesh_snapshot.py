@@ -216,13 +216,36 @@ class MeshSnapshot(object):
             if not revision_usage.is_gateway(deployment):
                 continue
             status = status_of(deployment)
+            revision = revision_usage.gateway_revision(deployment)
             result.append({"name": meta_of(deployment)["name"],
                            "namespace": meta_of(deployment)["namespace"],
                            "kind": labels_of(deployment)["istio"],
-                           "revision": revision_usage.gateway_revision(deployment),
+                           "revision": revision,
+                           "helm_release": _helm_release_name(deployment),
+                           "meshfleet": is_meshfleet_gateway(deployment, revision),
                            "replicas": spec_of(deployment).get("replicas", 1),
                            "ready_replicas": status.get("readyReplicas") or 0})
         return result
+
+    def unmanaged_gateways(self):
+        """Gateways meshfleet did not install: it installs its own beside them, and the prune of
+        their revision removes them (Helm releases only) once nothing selects their pods."""
+        found = []
+        for gateway in self.gateways():
+            if gateway["meshfleet"]:
+                continue
+            where = "%s/%s" % (gateway["namespace"], gateway["name"])
+            if gateway["helm_release"]:
+                fate = ("upgrade.yml removes its release %s with revision %s once nothing "
+                        "selects its pods" % (gateway["helm_release"], gateway["revision"]))
+            else:
+                fate = ("no Helm release owns it: remove it with the tool that made it once "
+                        "nothing selects its pods, or upgrade.yml stops before removing "
+                        "revision %s" % gateway["revision"])
+            found.append("gateway Deployment %s (revision %s) is not meshfleet's (its gateways "
+                         "are Helm releases <gateway>-<revision>): %s"
+                         % (where, gateway["revision"] or "?", fate))
+        return found
 
     def istio_crds(self):
         """Istio's CRDs (groups *.istio.io) and the Helm release that owns each, if any."""
@@ -425,7 +448,7 @@ class MeshSnapshot(object):
         for orphan in self.orphaned_webhooks():
             found.append("webhook configuration %s targets missing Service %s"
                          % (orphan["configuration"], orphan["service"]))
-        found += self.unmanaged_control_planes()
+        found += self.unmanaged_control_planes() + self.unmanaged_gateways()
         return (found + self.injection_problems() + self.gateway_service_problems()
                 + helm_drift.problems(self.raw.get("helm_releases", [])))
 
@@ -515,6 +538,23 @@ class MeshSnapshot(object):
                                 ",".join("%s=%s" % item for item in sorted(selector.items()))
                                 or "none"))
         return found
+
+
+def _helm_release_name(obj):
+    annotations = annotations_of(obj)
+    if HELM_RELEASE_NAME not in annotations:
+        return ""
+    return "%s/%s" % (annotations.get(HELM_RELEASE_NAMESPACE) or meta_of(obj).get("namespace"),
+                      annotations[HELM_RELEASE_NAME])
+
+
+def is_meshfleet_gateway(deployment, revision):
+    """Whether a gateway Deployment is the way meshfleet installs one: the Helm release
+    <gateway>-<revision> of its own name, in its own namespace."""
+    name = meta_of(deployment)["name"]
+    return (bool(revision) and name.endswith("-" + revision)
+            and _helm_release_name(deployment) == "%s/%s" % (meta_of(deployment)["namespace"],
+                                                             name))
 
 
 def _service_facts(service):

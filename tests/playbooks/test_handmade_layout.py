@@ -1,13 +1,16 @@
 """A revisioned install in the guide's layout made by hand, on one cluster, adopted with no
 outage: the upstream charts of 1.30.3 installed with helm under meshfleet's release names (istiod
 `istiod-1-30-3` rendering the `prod-stable` tag itself through `revisionTags`, a gateway
-`istio-ingressgateway-1-30-3` whose pods also carry `version: 1-30-3`), the `default` tag made by
-istioctl, and a hand-written ClusterIP Service `istio-ingressgateway` that selects the gateway by
+`istio-ingressgateway-1-30-3` whose pods also carry `version: 1-30-3`, and a second gateway
+release `edge-ingress` of another name and no Service of its own, whose pods the same Service
+selects), the `default` tag made by istioctl, and a hand-written ClusterIP Service `istio-ingressgateway` that selects the gateway by
 `version`. install.yml adopts it all (the Service keeps its type and
 ports and is switched to meshfleet's selector before the gateway release changes its pods'
 labels; the tags the istiod release rendered are kept through its upgrade), then upgrade.yml moves the fleet to 1.31.0 and removes 1-30-3. A watcher checks the
 invariants at every poll, the hand-made Service included. The tests build on each other in file
 order."""
+
+import json
 
 import pytest
 from kubernetes import client
@@ -34,7 +37,11 @@ pytestmark = [pytest.mark.fleet, pytest.mark.scenario]
 
 HAND_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"},
               {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]
-UPGRADE = dict(TAKEOVER_UPGRADE, meshfleet_gateways=INSTALL_OLD["meshfleet_gateways"])
+# The new revision's gateway takes over what both releases serve: the cut-over asks for as many
+# Ready pods as the Service selects now (meshfleet's two and edge-ingress's one).
+UPGRADE = dict(TAKEOVER_UPGRADE, meshfleet_gateways=[
+    dict(INSTALL_OLD["meshfleet_gateways"][0], replicas=3)])
+EDGE = "edge-ingress"  # a gateway release under a name meshfleet would not give it
 APPS = {"shop": {"istio.io/rev": "prod-stable"}, "pinned": {"istio.io/rev": OLD},
         "legacy": {"istio-injection": "enabled"}}
 
@@ -54,6 +61,10 @@ def test_the_layout_is_made_by_hand(fleet, api):
     helm(fleet, "install", f"{GATEWAY}-{OLD}", chart("gateway", "1.30.3"), "-n", GATEWAY_NS,
          "--create-namespace", "--set", f"revision={OLD}", "--set", "labels.istio=ingressgateway",
          "--set", f"labels.version={OLD}", "--set", "service.type=ClusterIP", "--wait",
+         "--timeout", "5m")
+    helm(fleet, "install", EDGE, chart("gateway", "1.30.3"), "-n", GATEWAY_NS,
+         "--set", f"revision={OLD}", "--set", "labels.istio=ingressgateway",
+         "--set", f"labels.version={OLD}", "--set", "service.type=None", "--wait",
          "--timeout", "5m")
     client.CoreV1Api(api).create_namespaced_service(GATEWAY_NS, {
         "metadata": {"name": GATEWAY},
@@ -83,10 +94,22 @@ def test_install_adopts_it_without_an_outage(run_playbook, fleet, api):
     rendered = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(
         "istio-revision-tag-prod-stable")
     assert rendered.metadata.annotations["helm.sh/resource-policy"] == "keep"
-    assert releases(fleet) == [f"{GATEWAY_NS}/{GATEWAY}-{OLD}", "istio-system/istio-base",
-                               f"istio-system/istiod-{OLD}"]
+    assert releases(fleet) == [f"{GATEWAY_NS}/{EDGE}", f"{GATEWAY_NS}/{GATEWAY}-{OLD}",
+                               "istio-system/istio-base", f"istio-system/istiod-{OLD}"]
     assert istioctl_judge.verdict(fleet, CLUSTER, api, {"default": OLD, "prod-stable": OLD},
                                   OLD) == []
+
+
+def test_status_names_the_gateway_meshfleet_did_not_install(run_playbook, tmp_path):
+    run = run_playbook("status", extra_vars={"meshfleet_report_dir": str(tmp_path)}, limit=CLUSTER)
+    assert run.rc == 0, run.output[-3000:]
+    mesh = json.loads((tmp_path / "fleet.json").read_text())[CLUSTER]
+    assert {(g["name"], g["meshfleet"]) for g in mesh["gateways"]} == {
+        (EDGE, False), (f"{GATEWAY}-{OLD}", True)}
+    assert mesh["problems"] == [
+        f"gateway Deployment {GATEWAY_NS}/{EDGE} (revision {OLD}) is not meshfleet's (its "
+        "gateways are Helm releases <gateway>-<revision>): upgrade.yml removes its release "
+        f"{GATEWAY_NS}/{EDGE} with revision {OLD} once nothing selects its pods"]
 
 
 def test_a_second_install_changes_nothing(run_playbook, write_counter):

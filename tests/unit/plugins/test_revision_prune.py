@@ -160,6 +160,23 @@ def test_an_unused_revision_goes_gateways_first_then_copies_then_istiod():
     assert out.changes.changed_objects == ["istio-gateways/ConfigMap/istio-1-30-dev"]
 
 
+def other_named_gateway(name, revision):
+    """A gateway chart release named `name`, not <gateway>-<revision>."""
+    deployment = gateway(name, revision)
+    deployment["metadata"]["name"] = name
+    deployment["metadata"]["annotations"]["meta.helm.sh/release-name"] = name
+    return deployment
+
+
+def test_a_gateway_release_of_another_name_goes_with_its_revision():
+    st = state()
+    st["mesh"]["deployments"].append(other_named_gateway("edge", OLD))
+    out = run_prune(st, helm=FakeHelm(ALL_RELEASES + [(GW, "edge")]))
+    assert out.removed[:2] == ["release istio-gateways/istio-ingressgateway-1-30-dev",
+                               "release istio-gateways/edge"]
+    assert (GW, "edge") not in out.helm.releases
+
+
 def test_its_own_gateway_and_istiod_pods_do_not_count_but_other_pods_do():
     st = state()
     st["mesh"]["pods"] += [pod("shop", "web", {"istio.io/rev": "other"}, OLD),

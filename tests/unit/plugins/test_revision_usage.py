@@ -15,6 +15,7 @@ from tests.unit.plugins.test_revision_prune import (
     gateway,
     NEW,
     OLD,
+    other_named_gateway,
     pod,
     run_prune,
     service,
@@ -146,3 +147,35 @@ def test_a_service_selecting_the_revisions_gateway_pods_by_other_labels_is_a_use
                                        {"istio": "ingressgateway", "version": OLD})]
     assert reported(st) == refused_for(st) == ["Service istio-gateways/legacy-ingress selects it"]
     assert "Service istio-gateways/legacy-ingress selects it" not in reported(st, NEW)
+
+
+def gateway_problems(st):
+    return [p for p in MeshSnapshot(st["mesh"]).problems() if p.startswith("gateway Deployment")]
+
+
+def test_meshfleets_own_gateways_are_no_problem():
+    st = state()
+    assert [g["meshfleet"] for g in MeshSnapshot(st["mesh"]).gateways()] == [True, True]
+    assert gateway_problems(st) == []
+
+
+def test_a_gateway_release_of_another_name_is_reported_with_its_fate():
+    st = state()
+    st["mesh"]["deployments"].append(other_named_gateway("edge", OLD))
+    facts = [g for g in MeshSnapshot(st["mesh"]).gateways() if g["name"] == "edge"]
+    assert [(g["helm_release"], g["meshfleet"]) for g in facts] == [("istio-gateways/edge", False)]
+    assert gateway_problems(st) == [
+        "gateway Deployment istio-gateways/edge (revision 1-30-dev) is not meshfleet's (its "
+        "gateways are Helm releases <gateway>-<revision>): upgrade.yml removes its release "
+        "istio-gateways/edge with revision 1-30-dev once nothing selects its pods"]
+
+
+def test_a_gateway_no_helm_release_owns_names_the_tool_that_made_it():
+    st = state()
+    st["mesh"]["deployments"].append(gateway("istio-eastwestgateway", OLD, "eastwestgateway",
+                                             helm=False))
+    assert gateway_problems(st) == [
+        "gateway Deployment istio-gateways/istio-eastwestgateway-1-30-dev (revision 1-30-dev) is "
+        "not meshfleet's (its gateways are Helm releases <gateway>-<revision>): no Helm release "
+        "owns it: remove it with the tool that made it once nothing selects its pods, or "
+        "upgrade.yml stops before removing revision 1-30-dev"]
