@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 
-from localfleet import gobuild
+from localfleet import gobuild, versions
 
 ISTIO_NAMESPACE = "istio-system"
 # The injector hooks whose namespaceSelector decides which namespaces a hook injects.
@@ -14,10 +14,7 @@ NAMESPACE_HOOK_HEADER = "NAMESPACES"
 
 
 def istioctl_path():
-    path = gobuild.binaries_dir() / "istioctl"
-    if not path.exists():
-        raise AssertionError(f"{path} is missing: run `python -m localfleet build istioctl`")
-    return str(path)
+    return str(gobuild.istio_binary(versions.ISTIO_DEFAULT, "istioctl"))
 
 
 def istioctl(fleet, cluster, *args, check=True):

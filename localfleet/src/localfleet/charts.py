@@ -2,7 +2,6 @@
 release build packages them: chart version and appVersion set to the Istio version, and the
 image hub and tag set in place of the source tree's development defaults."""
 
-import hashlib
 import json
 import re
 import shutil
@@ -10,7 +9,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import gobuild, paths, versions
+from . import gobuild, paths, release_trees, versions
 from .progress import FleetError, Step
 
 # chart name -> directory below manifests/charts in the Istio source tree
@@ -42,29 +41,12 @@ def istio_module_dir(pseudo_version: str) -> Path:
 def release_tree_charts(archive: str, work: Path) -> Path:
     """Unpack manifests/charts of a shared release tree archive, after checking its SHA256SUMS
     entry; returns the unpacked manifests/charts directory."""
-    upstream = paths.upstream_istio_dir()
-    path = upstream / archive
-    if not path.exists():
-        raise FleetError(f"{path} is missing: the Istio release trees are expected in {upstream} "
-                         "(set MESHFLEET_UPSTREAM_ISTIO to their directory)")
-    expected = _listed_sha256(upstream / "SHA256SUMS", archive)
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if expected != actual:
-        raise FleetError(f"{path}: SHA256 {actual} differs from SHA256SUMS ({expected})")
-    with tarfile.open(path) as tar:
-        root = tar.getmembers()[0].name.split("/", 1)[0]
+    with tarfile.open(release_trees.checked_archive(archive)) as tar:
+        root = release_trees.archive_root(tar)
         wanted = [m for m in tar.getmembers()
                   if m.name.startswith(f"{root}/manifests/charts/") and (m.isfile() or m.isdir())]
         tar.extractall(work, members=wanted, filter="data")
     return work / root / "manifests" / "charts"
-
-
-def _listed_sha256(sums: Path, name: str) -> str:
-    for line in sums.read_text().splitlines():
-        digest, _, listed = line.partition("  ")
-        if listed.strip() == name:
-            return digest
-    raise FleetError(f"{sums} lists no checksum for {name}")
 
 
 def set_release_images(values_text: str, hub: str, tag: str) -> str:

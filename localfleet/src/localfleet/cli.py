@@ -22,6 +22,10 @@ def parse(argv):
     sub.add_parser("charts", help="package Istio's charts of every pinned build")
     up = sub.add_parser("up", help="start a fleet of clusters")
     up.add_argument("--clusters", type=int, default=1)
+    up.add_argument("--istiod", choices=("real", "standin"), default="real",
+                    help="real (default): pilot-discovery of each istiod Deployment's release "
+                         "serves it; standin: the stand-in serves every revision "
+                         "(docs/local-fleet.md)")
     up.add_argument("--reuse", action="store_true",
                     help="succeed without restarting when the same fleet is already up")
     sub.add_parser("down", help="stop the fleet and remove its state")
@@ -88,8 +92,9 @@ def dispatch(args):
         return 0
     fleet = Fleet(args.fleet)
     if args.command == "up":
-        if not (args.reuse and fleet.is_up(args.clusters)):
-            fleet.up(args.clusters)
+        real = args.istiod == "real"
+        if not (args.reuse and fleet.is_up(args.clusters, real)):
+            fleet.up(args.clusters, real)
         print(format_status(fleet, fleet.status()))
     elif args.command == "down":
         fleet.down()

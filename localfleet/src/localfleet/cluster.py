@@ -115,11 +115,11 @@ class Cluster:
     def kwok_config(self) -> Path:
         return self.dir / "kwok.yaml"
 
-    def prepare(self) -> None:
+    def prepare(self, real_istiod: bool = False) -> None:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         self.pki.create(self.spec.kubernetes_service_ip)
         (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
-        stages.write(self.kwok_config)
+        stages.write(self.kwok_config, real_istiod)
         for identity in ("admin", "restricted", "controller-manager", "scheduler", "kwok"):
             kubeconfig.write(self.kubeconfig_path(identity), [self.kubeconfig_entry(identity)])
 

@@ -32,6 +32,7 @@ class Fleet:
         self.netns = netns.ns_name(name)
         self.clusters = []
         self.standin_pid = None
+        self.real_istiod = False  # pilot-discovery per istiod Deployment, not the stand-in's
         self._load()
 
     # ------------------------------------------------------------ state
@@ -64,13 +65,15 @@ class Fleet:
             cluster.pids = dict(entry["pids"])
             self.clusters.append(cluster)
         self.standin_pid = state.get("istiod_standin_pid")
+        self.real_istiod = state.get("istiod") == "real"
 
     def save(self) -> None:
         state = {"name": self.name, "netns": self.netns,
                  "bin_dir": str(self.clusters[0].bin) if self.clusters else "",
                  "clusters": [{"name": c.spec.name, "index": c.spec.index, "pids": c.pids}
                               for c in self.clusters],
-                 "istiod_standin_pid": self.standin_pid}
+                 "istiod_standin_pid": self.standin_pid,
+                 "istiod": "real" if self.real_istiod else "standin"}
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -83,9 +86,11 @@ class Fleet:
         known = ", ".join(c.spec.name for c in self.clusters) or "none"
         raise FleetError(f"fleet {self.name} has no cluster {name!r} (clusters: {known})")
 
-    def is_up(self, count: int) -> bool:
-        """All components of exactly `count` clusters, and the istiod stand-in, are running."""
+    def is_up(self, count: int, real_istiod: bool = False) -> bool:
+        """All components of exactly `count` clusters, and the istiod stand-in, are running,
+        with the istiod kind asked for."""
         return (len(self.clusters) == count and self.standin_alive()
+                and self.real_istiod == real_istiod
                 and len(self.running()) == count * len(COMPONENTS))
 
     def running(self):
@@ -102,7 +107,7 @@ class Fleet:
 
     # ------------------------------------------------------------ up
 
-    def up(self, count: int) -> None:
+    def up(self, count: int, real_istiod: bool = False) -> None:
         if not 1 <= count <= MAX_CLUSTERS:
             raise FleetError(f"--clusters {count}: choose between 1 and {MAX_CLUSTERS}")
         alive = self.running() + (["istiod-standin"] if self.standin_alive() else [])
@@ -117,6 +122,7 @@ class Fleet:
                              "run 'python -m localfleet build' first")
         self.clusters = [Cluster(ClusterSpec(n, i), self.dir / n, bin_dir)
                          for i, n in enumerate(cluster_names(count))]
+        self.real_istiod = real_istiod
         try:
             with Step(f"starting fleet {self.name} ({count} clusters)"):
                 self._start()
@@ -168,7 +174,7 @@ class Fleet:
         netns.create(self.netns, [c.spec.service_cidr for c in self.clusters])
         netns.enter(self.netns)
         for cluster in self.clusters:
-            cluster.prepare()
+            cluster.prepare(self.real_istiod)
         self._start_component("etcd", lambda c: c.wait_etcd())
         self._start_component("kube-apiserver", lambda c: c.wait_apiserver())
         for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
@@ -316,7 +322,10 @@ def format_status(fleet: Fleet, rows: list) -> str:
     standin = "up" if fleet.standin_alive() else "down"
     out = [f"fleet {fleet.name} (network namespace {fleet.netns})",
            f"kubeconfig: {fleet.kubeconfig}", f"inventory:  {fleet.inventory}",
-           f"istiod stand-in: {standin} (log {fleet.standin_dir / 'standin.log'})",
+           f"istiod stand-in: {standin} (log {fleet.standin_dir / 'standin.log'}); "
+           + ("real istiods: pilot-discovery per istiod Deployment (logs in "
+              "clusterN/istiod/*/pilot-discovery.log)" if fleet.real_istiod
+              else "it serves every revision"),
            f"{'CLUSTER':<10} {'SERVER':<24} {'KUBERNETES':<11} {'NODES':<6} COMPONENTS"]
     for row in rows:
         down = [c for c, s in row["components"].items() if s != "up"]

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths, versions
+from . import paths, release_trees, versions
 from .progress import FleetError, Step, say
 
 BUILD_DATE = "2026-01-01T00:00:00Z"  # fixed, so rebuilds are reproducible
@@ -28,6 +28,7 @@ class Component:
     packages: tuple
     ldflags: tuple = ()
     replaces: tuple = ()
+    local_replaces: tuple = ()  # (module, directory): modules built from unpacked trees
     godebug: tuple = ()
     go_line: str = ""
     binaries: tuple = field(default=())
@@ -188,19 +189,33 @@ def helm_component(go: str, env: dict) -> Component:
         go_line=parse_go_line(gomod))
 
 
-def istioctl_component(go: str, env: dict) -> Component:
-    """istioctl of the default release: the judge tests consult on what meshfleet wrote."""
-    release = versions.ISTIO_DEFAULT
-    pseudo_version, hub, _kind = versions.ISTIO_BUILDS[release]
-    gomod = module_gomod(go, env, "istio.io/istio", pseudo_version)
-    commit = pseudo_version.rsplit("-", 1)[-1]
-    flags = [f"-X istio.io/istio/pkg/version.{name}={value}" for name, value in (
-        ("buildVersion", release), ("buildGitRevision", commit), ("buildStatus", "Clean"),
-        ("buildTag", release), ("buildHub", hub))]
-    return Component(
-        name="istioctl", module="istio.io/istio", version=pseudo_version,
-        packages=("istio.io/istio/istioctl/cmd/istioctl",), ldflags=tuple(flags),
-        godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+ISTIO_PACKAGES = ("istio.io/istio/istioctl/cmd/istioctl",
+                  "istio.io/istio/pilot/cmd/pilot-discovery")
+
+
+def istio_recipe(release: str):
+    """istioctl and pilot-discovery of one Istio release, in one go build (they share most of
+    their packages): istioctl judges what meshfleet wrote, pilot-discovery is the fleet's istiod."""
+    def recipe(go: str, env: dict) -> Component:
+        source, hub, kind = versions.ISTIO_BUILDS[release]
+        if kind == "release tree":
+            tree = release_trees.unpack(source)
+            gomod = (tree / "go.mod").read_text()
+            version, commit = f"v{release}", release_trees.source_commit(source)
+            local = ((("istio.io/istio", str(tree)),)
+                     + tuple((module, str(release_trees.unpack(archive)))
+                             for module, archive in release_trees.local_replacements(gomod)))
+        else:
+            gomod = module_gomod(go, env, "istio.io/istio", source)
+            version, commit, local = source, source.rsplit("-", 1)[-1], ()
+        flags = [f"-X istio.io/istio/pkg/version.{name}={value}" for name, value in (
+            ("buildVersion", release), ("buildGitRevision", commit), ("buildStatus", "Clean"),
+            ("buildTag", release), ("buildHub", hub))]
+        return Component(
+            name=f"istio-{release}", module="istio.io/istio", version=version,
+            packages=ISTIO_PACKAGES, ldflags=tuple(flags), local_replaces=local,
+            godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+    return recipe
 
 
 RECIPES = {
@@ -208,16 +223,18 @@ RECIPES = {
     "kubernetes": kubernetes_component,
     "kwok": kwok_component,
     "helm": helm_component,
-    "istioctl": istioctl_component,
+    **{f"istio-{release}": istio_recipe(release) for release in versions.ISTIO_BUILDS},
 }
 
 
 # ---------------------------------------------------------------- building
 
 def cache_key(component: Component, go: str) -> str:
-    ident = json.dumps([component.module, component.version, component.packages,
-                        component.ldflags, component.replaces, "go", _go_version(go),
-                        "CGO_ENABLED=0", "-trimpath"])
+    ident = [component.module, component.version, component.packages, component.ldflags,
+             component.replaces, "go", _go_version(go), "CGO_ENABLED=0", "-trimpath"]
+    if component.local_replaces:
+        ident.append(component.local_replaces)
+    ident = json.dumps(ident)
     return hashlib.sha256(ident.encode()).hexdigest()[:12]
 
 
@@ -232,8 +249,10 @@ def write_wrapper_module(component: Component, workdir: Path) -> None:
     if component.godebug:
         lines += ["godebug ("] + [f"\t{d}" for d in component.godebug] + [")", ""]
     lines += [f"require {component.module} {component.version}", ""]
-    if component.replaces:
-        lines += ["replace ("] + [f"\t{m} => {m} {v}" for m, v in component.replaces] + [")", ""]
+    replaces = ([f"\t{m} => {m} {v}" for m, v in component.replaces]
+                + [f"\t{m} => {d}" for m, d in component.local_replaces])
+    if replaces:
+        lines += ["replace ("] + replaces + [")", ""]
     lines += ["tool ("] + [f"\t{p}" for p in component.packages] + [")", ""]
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "go.mod").write_text("\n".join(lines))
@@ -307,15 +326,35 @@ def binaries_dir() -> Path:
     return paths.cache_root() / "current" / "bin"
 
 
-def link_binaries(built: dict) -> None:
-    target = binaries_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    for directory in built.values():
-        for binary in directory.iterdir():
-            if binary.name.startswith("."):
-                continue
-            link = target / binary.name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(binary)
+def istio_binaries_dir(release: str) -> Path:
+    """Links to istioctl and pilot-discovery of one Istio release."""
+    return paths.cache_root() / "current" / "istio" / release
 
+
+def istio_binary(release: str, name: str) -> Path:
+    path = istio_binaries_dir(release) / name
+    if not path.exists():
+        raise FleetError(f"{path} is missing: run `python -m localfleet build istio-{release}`")
+    return path
+
+
+def link_binaries(built: dict) -> None:
+    """Link each build's binaries into binaries_dir(); an Istio release's into its own
+    directory, and the default release's also into binaries_dir()."""
+    for name, directory in built.items():
+        release = name.removeprefix("istio-") if name.startswith("istio-") else None
+        if release:
+            _link_all(directory, istio_binaries_dir(release))
+        if release in (None, versions.ISTIO_DEFAULT):
+            _link_all(directory, binaries_dir())
+
+
+def _link_all(directory: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for binary in directory.iterdir():
+        if binary.name.startswith("."):
+            continue
+        link = target / binary.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(binary)

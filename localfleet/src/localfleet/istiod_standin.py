@@ -38,16 +38,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import istiod_webhooks
 from .fleet import Fleet
+from .istiod_supervisor import Forwarder, RealIstiods
 
 NAMESPACE = "istio-system"
 REV_LABEL = "istio.io/rev"
 WEBHOOK_PORT = 443
 INJECTOR_SUFFIX = "sidecar-injector.istio.io"  # the webhooks istiod's cert patcher updates
 RESYNC_SECONDS = 5  # a reconcile also runs this often, to retry writes that failed
+STARTING_RESYNC_SECONDS = 0.5  # and this often while a real istiod is starting
 WATCH_SECONDS = 300
 MAX_REVIEW_BYTES = 16 << 20
 FAIL_CLOSE_READY = ("denied the request", "the server could not find the requested resource",
                     "does not support dry run")  # istiod's isDryRunOfInvalidConfigRejected
+
+KUBELET_USER = "system:localfleet:kubelet"  # who marks real istiods' pods serving
 
 log = logging.getLogger("istiod-standin")
 
@@ -127,32 +131,41 @@ class Api:
     impersonating another user and with another user agent (which names the field manager)."""
 
     def __init__(self, port: int, tls: ssl.SSLContext, user_agent: str = "istiod-standin",
-                 impersonate: str = None):
+                 impersonate: str = None, groups: tuple = ()):
         self.port, self.tls = port, tls
         self.headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if impersonate:
             self.headers["Impersonate-User"] = impersonate
+        self.groups = tuple(groups)
 
-    def acting_as(self, user: str, user_agent: str) -> "Api":
-        return Api(self.port, self.tls, user_agent, user)
+    def acting_as(self, user: str, user_agent: str, groups: tuple = ()) -> "Api":
+        return Api(self.port, self.tls, user_agent, user, groups)
 
-    def _send(self, method: str, path: str, body=None, timeout: float = 15):
+    def _send(self, method: str, path: str, body=None, timeout: float = 15,
+              content_type: str = "application/json"):
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.tls,
                                            timeout=timeout)
         headers = dict(self.headers)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         try:
-            conn.request(method, path, data, headers)
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            for group in self.groups:  # a header given once per group
+                conn.putheader("Impersonate-Group", group)
+            conn.putheader("Content-Length", str(len(data or b"")))
+            conn.endheaders(data)
             return conn, conn.getresponse()
         except BaseException:
             conn.close()
             raise
 
-    def request(self, method: str, path: str, body=None) -> dict:
-        conn, resp = self._send(method, path, body)
+    def request(self, method: str, path: str, body=None,
+                content_type: str = "application/json") -> dict:
+        conn, resp = self._send(method, path, body, content_type=content_type)
         try:
             payload = resp.read()
         finally:
@@ -330,20 +343,33 @@ class ClusterAgent:
             f"{admission}/mutatingwebhookconfigurations?labelSelector={REV_LABEL}")
         self.validators = self._collection(
             f"{admission}/validatingwebhookconfigurations?labelSelector={REV_LABEL}")
-        self.listeners = {}  # ClusterIP -> Listener
-        self.revisions = {}  # name -> Revision
+        self.listeners = {}  # ClusterIP -> Listener or Forwarder
+        self.revisions = {}  # name -> Revision, for those the stand-in serves
+        self.real = None
+        if standin.real_istiod:
+            self.deployments = self._collection(
+                f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments?labelSelector=app%3Distiod")
+            self.pods = self._collection(
+                f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Distiod")
+            kubelet = self.api.acting_as(KUBELET_USER, "localfleet-kubelet", ("system:masters",))
+            self.real = RealIstiods(self.name, cluster.spec.index, kubelet,
+                                    cluster.kubeconfig_path("admin"), cluster.dir / "istiod")
 
     def _collection(self, path: str) -> Collection:
         return Collection(self.api, path, self._wake.set)
 
     def start(self):
-        for collection in (self.services, self.slices, self.injectors, self.validators):
+        collections = [self.services, self.slices, self.injectors, self.validators]
+        if self.real:
+            collections += [self.deployments, self.pods]
+        for collection in collections:
             collection.start()
         threading.Thread(target=self._loop, daemon=True, name=f"{self.name} reconcile").start()
 
     def _loop(self):
         while True:
-            self._wake.wait(RESYNC_SECONDS)
+            starting = self.real and self.real.starting()
+            self._wake.wait(STARTING_RESYNC_SECONDS if starting else RESYNC_SECONDS)
             self._wake.clear()
             try:
                 self.reconcile()
@@ -351,8 +377,11 @@ class ClusterAgent:
                 log.exception("%s: reconcile failed", self.name)
 
     def reconcile(self):
+        if self.real:
+            self.real.reconcile(self.deployments.items(), self.pods.items())
         ready = self.ready_services()
-        self._update_revisions(ready)
+        self._update_revisions({ip: svc for ip, svc in ready.items()
+                                if not self._real_revision(svc)})
         self._update_listeners(ready)
         for revision in list(self.revisions.values()):
             self._patch_injectors(revision)
@@ -400,20 +429,39 @@ class ClusterAgent:
         version = service["metadata"]["labels"].get("app.kubernetes.io/version", "unknown")
         return Revision(name, self.api.acting_as(account, f"pilot-discovery/{version}"))
 
+    def _real_revision(self, service: dict) -> bool:
+        return bool(self.real) and self.real.handles(served(service)[1])
+
+    def _serves(self, service: dict):
+        """What a listener for the Service should serve: served(service) for the stand-in,
+        plus "real istiod" while a real istiod of the revision is ready, None while none is."""
+        if not self._real_revision(service):
+            return served(service)
+        return served(service) + ("real istiod",) if self._real_address(service) else None
+
+    def _real_address(self, service: dict):
+        process = self.real.serving(served(service)[1])
+        return process.address if process else None
+
     def _update_listeners(self, ready: dict):
+        wanted = {address: (service, self._serves(service)) for address, service in ready.items()}
         for address, listener in list(self.listeners.items()):
-            if address not in ready or served(ready[address]) != listener.serves:
+            if address not in wanted or wanted[address][1] != listener.serves:
                 listener.close()
                 del self.listeners[address]
                 log.info("%s: closed", listener.where)
-        for address, service in ready.items():
-            if address not in self.listeners:
-                self._listen(address, service)
+        for address, (service, serves) in wanted.items():
+            if address not in self.listeners and serves:
+                self._listen(address, service, serves)
 
-    def _listen(self, address: str, service: dict):
+    def _listen(self, address: str, service: dict, serves: tuple):
         revision = service["metadata"]["labels"][REV_LABEL]
         try:
-            listener = Listener(self, address, service, self.standin.server_context(revision))
+            if len(serves) == 3:
+                listener = Forwarder(address, WEBHOOK_PORT, *serves[:2],
+                                     resolve=lambda: self._real_address(service))
+            else:
+                listener = Listener(self, address, service, self.standin.server_context(revision))
         except OSError as err:
             log.error("%s: cannot listen on %s:%s: %s", self.name, address, WEBHOOK_PORT, err)
             return
@@ -519,6 +567,7 @@ class Standin:
 
     def __init__(self, fleet: Fleet, directory: Path):
         self.dir = directory
+        self.real_istiod = fleet.real_istiod
         (directory / "certs").mkdir(parents=True, exist_ok=True)
         self.ca_key, self.ca_cert = load_or_create_ca(directory)
         self.ca_bundle = base64.b64encode(_pem_cert(self.ca_cert)).decode()
@@ -546,6 +595,13 @@ class Standin:
         for agent in self.agents:
             agent.start()
 
+    def stop(self):
+        """Stop the real istiods, then the process."""
+        for agent in self.agents:
+            if agent.real:
+                agent.real.stop()
+        sys.exit(0)
+
 
 def _remember_sni(connection, server_name, _context):
     connection.sni = server_name
@@ -559,7 +615,7 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     fleet = Fleet(args.fleet)
     standin = Standin(fleet, fleet.standin_dir)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: standin.stop())
     standin.start()
     log.info("serving fleet %s (%s); CA %s", fleet.name,
              ", ".join(a.name for a in standin.agents), fleet.standin_dir / "ca.crt")

@@ -4,7 +4,9 @@
 client for any cluster and identity of a fleet.
 
 MESHFLEET_FLEET names the fleet (default `test`; worker gwN runs `<name>-gwN`),
-MESHFLEET_TEST_CLUSTERS its size (default 3), MESHFLEET_REUSE_FLEET=1 keeps one that is up.
+MESHFLEET_TEST_CLUSTERS its size (default 3), MESHFLEET_REUSE_FLEET=1 keeps one that is up,
+MESHFLEET_ISTIOD=standin serves every istiod Deployment with the stand-in instead of a real
+pilot-discovery (the default, `real`).
 """
 
 import os
@@ -18,6 +20,10 @@ from .fleet import Fleet
 
 def _wanted_clusters() -> int:
     return int(os.environ.get("MESHFLEET_TEST_CLUSTERS", "3"))
+
+
+def real_istiod() -> bool:
+    return os.environ.get("MESHFLEET_ISTIOD", "real") == "real"
 
 
 def fleet_name() -> str:
@@ -37,13 +43,13 @@ def fleet():
     name = fleet_name()
     reuse = os.environ.get("MESHFLEET_REUSE_FLEET") == "1"
     running = Fleet(name)
-    if reuse and running.is_up(_wanted_clusters()):
+    if reuse and running.is_up(_wanted_clusters(), real_istiod()):
         netns.enter(running.netns)
         yield running
         return
     running.down()
     running = Fleet(name)
-    running.up(_wanted_clusters())
+    running.up(_wanted_clusters(), real_istiod())
     yield running
     if not reuse:
         running.down()

@@ -16,6 +16,10 @@ from . import paths, versions
 from .progress import FleetError
 
 HOLD_LABEL = "localfleet.meshfleet.io/hold"
+# Set by the istiod supervisor on an istiod pod once the real istiod behind it is ready.
+ISTIOD_SERVING = "localfleet.meshfleet.io/istiod-serving"
+_ISTIOD = {"key": '.metadata.labels["app"]', "operator": "In", "values": ["istiod"]}
+_NOT_ISTIOD = dict(_ISTIOD, operator="NotIn")
 HOLDS = ("not-ready", "fail")
 _HOLD_KEY = f'.metadata.labels["{HOLD_LABEL}"]'
 _UNHELD = {"key": _HOLD_KEY, "operator": "NotIn", "values": list(HOLDS)}
@@ -116,14 +120,42 @@ def hold_stage(hold: str) -> dict:
     }
 
 
-def fleet_stages() -> list:
-    """Default stages with held pods excluded from the ones that start and complete pods."""
+def istiod_stages(ready_template: str) -> list:
+    """With real istiods, an istiod pod runs not Ready until its istiod is serving."""
+    base = [dict(_ISTIOD), dict(_UNHELD),
+            {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}]
+    serving = {"key": f'.metadata.annotations["{ISTIOD_SERVING}"]', "operator": "In",
+               "values": ["true"]}
+    not_ready = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+                 "operator": "In", "values": ["False"]}
+    return [_stage("localfleet-istiod-starting",
+                   base + [{"key": ".status.podIP", "operator": "DoesNotExist"}],
+                   _TEMPLATES["not-ready"]),
+            _stage("localfleet-istiod-serving", base + [serving, not_ready], ready_template)]
+
+
+def _stage(name: str, expressions: list, template: str) -> dict:
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
+            "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+                     "selector": {"matchExpressions": expressions},
+                     "next": {"statusTemplate": template}}}
+
+
+def fleet_stages(real_istiod: bool = False) -> list:
+    """Default stages with held pods excluded from the ones that start and complete pods (and,
+    with real istiods, istiod pods from the one that makes pods Ready at once)."""
     stages = default_pod_stages()
+    ready_template = None
     for stage in stages:
         if stage["metadata"]["name"] in ("pod-ready", "pod-complete"):
             stage["spec"]["selector"]["matchExpressions"].append(dict(_UNHELD))
-    return stages + [hold_stage(hold) for hold in HOLDS]
+        if stage["metadata"]["name"] == "pod-ready":
+            ready_template = stage["spec"]["next"]["statusTemplate"]
+            if real_istiod:
+                stage["spec"]["selector"]["matchExpressions"].append(dict(_NOT_ISTIOD))
+    extra = istiod_stages(ready_template) if real_istiod else []
+    return stages + [hold_stage(hold) for hold in HOLDS] + extra
 
 
-def write(path: Path) -> None:
-    path.write_text(yaml.safe_dump_all(fleet_stages(), sort_keys=False))
+def write(path: Path, real_istiod: bool = False) -> None:
+    path.write_text(yaml.safe_dump_all(fleet_stages(real_istiod), sort_keys=False))

@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from localfleet import audit, charts, gobuild, stages, versions
+from localfleet import audit, charts, gobuild, netns, stages, versions
+from localfleet.fleet import Fleet
 from localfleet.waits import wait_until
 
 pytestmark = pytest.mark.fleet
@@ -22,6 +23,24 @@ ISTIO_NS = "istio-system"
 REVISION, CANARY, TAG = "1-31-0", "1-30-3", "prod-stable"
 RELEASE_IMAGE = "registry.istio.io/release/proxyv2:1.31.0"
 CANARY_IMAGE = "registry.istio.io/release/proxyv2:1.30.3"
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet):
+    """The session's fleet when the stand-in serves it; else a two-cluster stand-in fleet of this
+    module's own (the session's is entered again after it)."""
+    if not fleet.real_istiod:
+        yield fleet
+        return
+    own = Fleet(f"{fleet.name}-standin"[:20])
+    own.down()
+    own = Fleet(own.name)
+    own.up(2, real_istiod=False)
+    try:
+        yield own
+    finally:
+        own.down()
+        netns.enter(fleet.netns)
 
 
 def chart(version, name):

@@ -51,3 +51,21 @@ def test_held_pods_get_only_their_own_stage():
     assert "phase: Failed" in by_name["localfleet-hold-fail"]["spec"]["next"]["statusTemplate"]
     not_ready = by_name["localfleet-hold-not-ready"]["spec"]["next"]["statusTemplate"]
     assert "phase: Running" in not_ready and "ready: true" not in not_ready
+
+
+def test_with_real_istiods_an_istiod_pod_turns_ready_only_once_marked_serving():
+    plain = {s["metadata"]["name"]: s for s in stages.fleet_stages()}
+    real = {s["metadata"]["name"]: s for s in stages.fleet_stages(real_istiod=True)}
+    assert set(real) - set(plain) == {"localfleet-istiod-starting", "localfleet-istiod-serving"}
+    app_key = '.metadata.labels["app"]'
+    assert {"key": app_key, "operator": "NotIn", "values": ["istiod"]} in (
+        real["pod-ready"]["spec"]["selector"]["matchExpressions"])
+    assert not any(e["key"] == app_key
+                   for e in plain["pod-ready"]["spec"]["selector"]["matchExpressions"])
+    starting = real["localfleet-istiod-starting"]["spec"]
+    assert "ready: true" not in starting["next"]["statusTemplate"]
+    serving = real["localfleet-istiod-serving"]["spec"]
+    assert {"key": f'.metadata.annotations["{stages.ISTIOD_SERVING}"]', "operator": "In",
+            "values": ["true"]} in serving["selector"]["matchExpressions"]
+    assert (serving["next"]["statusTemplate"]
+            == real["pod-ready"]["spec"]["next"]["statusTemplate"])

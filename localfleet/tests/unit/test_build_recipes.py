@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from localfleet import charts, gobuild, versions
+from localfleet import charts, gobuild, release_trees, versions
 from localfleet.progress import FleetError
 from localfleet.cluster import MAX_CLUSTERS, ClusterSpec
 from localfleet.fleet import component_port
@@ -78,15 +78,49 @@ def test_clusters_never_share_a_port_or_a_cidr():
     assert len(cidrs) == len(set(cidrs))
 
 
-def test_istioctl_is_built_from_the_default_release_with_its_version_stamped(monkeypatch):
+def test_istioctl_and_pilot_discovery_of_a_release_are_one_build_with_its_version_stamped(
+        monkeypatch):
     monkeypatch.setattr(gobuild, "module_gomod", lambda *_: "module istio.io/istio\n\ngo 1.26.0\n")
-    component = gobuild.istioctl_component("go", {})
+    component = gobuild.RECIPES[f"istio-{versions.ISTIO_DEFAULT}"]("go", {})
     pseudo, hub, _ = versions.ISTIO_BUILDS[versions.ISTIO_DEFAULT]
     assert (component.module, component.version) == ("istio.io/istio", pseudo)
-    assert component.packages == ("istio.io/istio/istioctl/cmd/istioctl",)
+    assert component.binary_names() == ("istioctl", "pilot-discovery")
     assert f"-X istio.io/istio/pkg/version.buildVersion={versions.ISTIO_DEFAULT}" in component.ldflags
     assert f"-X istio.io/istio/pkg/version.buildHub={hub}" in component.ldflags
     assert component.go_line == "1.26.0"
+    assert component.local_replaces == ()
+
+
+def test_a_release_tree_builds_with_the_trees_of_the_modules_the_proxy_refuses(
+        tmp_path, monkeypatch):
+    gomod = ("module istio.io/istio\n\ngo 1.25.9\n\nrequire (\n"
+             "\tgithub.com/agentgateway/agentgateway/api v0.0.0-20260506232448-6ae4ab07bb06\n"
+             "\tistio.io/api v1.30.3-0.20260710004328-2e43f07b30b6\n"
+             "\tistio.io/client-go v1.99.0 // indirect\n)\n")
+    available = ["agentgateway-api-v0.0.0-20260506232448-6ae4ab07bb06.tar.gz",
+                 "api-v1.30.3-0.20260710004328-2e43f07b30b6.tar.gz",
+                 "client-go-v1.30.3-0.20260710004929-5146bfac9969.tar.gz"]
+    assert release_trees.local_replacements(gomod, available) == (
+        ("istio.io/api", "api-v1.30.3-0.20260710004328-2e43f07b30b6.tar.gz"),
+        ("github.com/agentgateway/agentgateway/api",
+         "agentgateway-api-v0.0.0-20260506232448-6ae4ab07bb06.tar.gz"))
+    tree = tmp_path / "istio-1.30.3"
+    tree.mkdir()
+    (tree / "go.mod").write_text(gomod)
+    monkeypatch.setattr(release_trees, "local_replacements",
+                        lambda _gomod: (("istio.io/api", "api-x.tar.gz"),))
+    monkeypatch.setattr(release_trees, "source_commit", lambda _name: "56df41f6")
+    monkeypatch.setattr(release_trees, "unpack",
+                        lambda name: tree if name.startswith("istio-") else tmp_path / name)
+    component = gobuild.RECIPES["istio-1.30.3"]("go", {})
+    assert component.version == "v1.30.3"
+    assert component.local_replaces == (("istio.io/istio", str(tree)),
+                                        ("istio.io/api", str(tmp_path / "api-x.tar.gz")))
+    assert "-X istio.io/istio/pkg/version.buildGitRevision=56df41f6" in component.ldflags
+    workdir = tmp_path / "wrapper"
+    gobuild.write_wrapper_module(component, workdir)
+    text = (workdir / "go.mod").read_text()
+    assert f"\tistio.io/istio => {tree}\n" in text and "require istio.io/istio v1.30.3" in text
 
 
 def release_tree(tmp_path, name="istio-9.9.9.tar.gz"):
@@ -109,6 +143,16 @@ def test_a_release_tree_unpacks_only_its_charts_after_its_checksum(tmp_path, mon
     found = charts.release_tree_charts("istio-9.9.9.tar.gz", tmp_path / "work")
     assert (found / "base" / "Chart.yaml").read_text() == "name: base\n"
     assert not (tmp_path / "work" / "istio-9.9.9" / "pilot").exists()
+
+
+def test_a_release_tree_unpacks_whole_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESHFLEET_UPSTREAM_ISTIO", str(release_tree(tmp_path)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = release_trees.unpack("istio-9.9.9.tar.gz")
+    assert (tree / "pilot" / "main.go").exists() and tree.name == "istio-9.9.9"
+    (tree / "pilot" / "main.go").write_text("changed")
+    assert release_trees.unpack("istio-9.9.9.tar.gz") == tree
+    assert (tree / "pilot" / "main.go").read_text() == "changed"
 
 
 def test_a_release_tree_that_differs_from_its_checksum_is_refused(tmp_path, monkeypatch):
