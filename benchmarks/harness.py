@@ -52,9 +52,12 @@ def localfleet(fleet: str, *args) -> None:
 
 
 def fresh_fleet(name: str, clusters: int) -> Fleet:
-    """A fleet of empty clusters: whatever ran under this name before is stopped first."""
+    """A fleet of empty clusters: whatever ran under this name before is stopped first. Its
+    istiods are the stand-in's unless MESHFLEET_BENCH_ISTIOD=real: the figures recorded before
+    real istiods came are comparable, and the 2 cores are spent on what is measured."""
     localfleet(name, "down")
-    localfleet(name, "up", "--clusters", str(clusters))
+    localfleet(name, "up", "--clusters", str(clusters), "--istiod",
+               os.environ.get("MESHFLEET_BENCH_ISTIOD", "standin"))
     return Fleet(name)
 
 

@@ -18,7 +18,9 @@ def parse(argv):
                         help="fleet name (default: $MESHFLEET_FLEET or 'default')")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build (or find in the cache) the fleet's binaries")
-    build.add_argument("components", nargs="*", help=f"any of {', '.join(gobuild.RECIPES)}")
+    build.add_argument("components", nargs="*",
+                       help=f"any of {', '.join(gobuild.RECIPES)} (default: "
+                            f"{', '.join(gobuild.DEFAULT_BUILD)})")
     sub.add_parser("charts", help="package Istio's charts of every pinned build")
     up = sub.add_parser("up", help="start a fleet of clusters")
     up.add_argument("--clusters", type=int, default=1)

@@ -86,11 +86,11 @@ class Fleet:
         known = ", ".join(c.spec.name for c in self.clusters) or "none"
         raise FleetError(f"fleet {self.name} has no cluster {name!r} (clusters: {known})")
 
-    def is_up(self, count: int, real_istiod: bool = False) -> bool:
+    def is_up(self, count: int, real_istiod: bool = None) -> bool:
         """All components of exactly `count` clusters, and the istiod stand-in, are running,
-        with the istiod kind asked for."""
+        with the istiod kind asked for (either, when None)."""
         return (len(self.clusters) == count and self.standin_alive()
-                and self.real_istiod == real_istiod
+                and real_istiod in (None, self.real_istiod)
                 and len(self.running()) == count * len(COMPONENTS))
 
     def running(self):

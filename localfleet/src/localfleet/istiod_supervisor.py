@@ -112,6 +112,8 @@ class RealIstiods:
             target = self._target(deployment, pods)
             if target:
                 wanted[deployment["metadata"]["name"]] = target
+            else:  # the stand-in serves it: nothing to wait for
+                self._mark(live_pods(deployment, pods))
         for name in set(self.running) - set(wanted):
             self._stop_all(name)
         for name, (deployment, container, pod, release, binary) in wanted.items():
@@ -183,8 +185,10 @@ class RealIstiods:
 
     def _mark_serving(self, name: str, pods: list) -> None:
         state = self.running.get(name)
-        if not (state and state.current and state.current[1].ready()):
-            return
+        if state and state.current and state.current[1].ready():
+            self._mark(pods)
+
+    def _mark(self, pods: list) -> None:
         for pod in pods:
             if (pod["metadata"].get("annotations") or {}).get(ISTIOD_SERVING) == "true":
                 continue
