@@ -92,7 +92,11 @@ mesh:
       type: dict
       sample: {"shop": {"1-31-0": 3}}
     gateways:
-      description: Gateway Deployments with their kind, revision and readiness.
+      description:
+        - Gateway Deployments with their kind, revision and readiness, the Helm release that
+          owns each (C(helm_release), C(namespace/name), empty when none does), and whether it
+          is one meshfleet installs (C(meshfleet), the release C(<gateway>-<revision>) of its own
+          name); those that are not are named in C(problems).
       type: list
       elements: dict
     gateway_services:

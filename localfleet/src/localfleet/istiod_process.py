@@ -4,8 +4,8 @@ line and environment of the Deployment's `discovery` container and its own loopb
 
 A pod would get its service account's token and a pod IP; this process gets a kubeconfig that
 impersonates that service account (so RBAC is the chart's) and an address 127.<cluster>.<n>.1,
-on which it listens with every one of istiod's ports. The supervisor (istiod_standin) forwards
-the revision's Service ClusterIP:443 to its webhook port once it reports ready.
+on which it listens with every one of istiod's ports. istiod_supervisor forwards the revision's
+Service ClusterIP:443 to its webhook port once it reports ready.
 """
 
 import ctypes
@@ -114,10 +114,7 @@ def _die_with_parent():
 class IstiodProcess:
     """pilot-discovery for one istiod Deployment of one cluster."""
 
-    cluster: str
-    deployment: str  # its name: istiod-<rev>, or istiod
     revision: str
-    release: str
     address: str
     workdir: Path
     proc: subprocess.Popen = None

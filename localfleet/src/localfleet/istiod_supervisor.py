@@ -141,7 +141,7 @@ class RealIstiods:
         if state.current and not state.current[1].alive():
             self._died(name, state)
         if state.current is None and time.monotonic() >= state.next_start:
-            process = self._new_process(name, deployment, release)
+            process = self._new_process(name, deployment)
             process.start(binary, container, pod, self.admin_kubeconfig)
             log.info("%s: started pilot-discovery %s for %s (revision %s) on %s, pid %s",
                      self.cluster, release, name, process.revision, process.address,
@@ -169,11 +169,10 @@ class RealIstiods:
         with self._lock:
             state.current = None
 
-    def _new_process(self, name: str, deployment: dict, release: str) -> IstiodProcess:
+    def _new_process(self, name: str, deployment: dict) -> IstiodProcess:
         address = f"127.{10 + self.index}.{self._next_address}.1"
         self._next_address = self._next_address % 250 + 1
-        return IstiodProcess(cluster=self.cluster, deployment=name,
-                             revision=revision_of(deployment), release=release, address=address,
+        return IstiodProcess(revision=revision_of(deployment), address=address,
                              workdir=self.workroot / f"{name}-{address}")
 
     def _stop_all(self, name: str) -> None:
