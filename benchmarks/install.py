@@ -6,7 +6,9 @@ of the test suite; needs root, the cached builds and the packaged charts):
 
 For each fleet size and tool it starts a fresh fleet of empty clusters named `bench<size>`
 (down first), runs the tool's install (fresh), then runs it again (re-run), then, for meshfleet,
-`status.yml` on the converged fleet (status), then makes one drift per cluster and runs the
+the re-run again with `meshfleet_skip_converged: false` (full re-run: every cluster converges
+in full instead of ending after the comparison with its install record) and `status.yml` on the
+converged fleet (status), then makes one drift per cluster and runs the
 install once more (drift): cluster N gets drift N mod 4 of DRIFTS (a Helm value changed by
 `helm upgrade --reuse-values --set`, the PeerAuthentication's mode flipped, the stable Service's
 selector pointed at a revision that does not exist, the default tag's webhook deleted; the
@@ -154,6 +156,12 @@ def bench(size: int, tool: str, forks: int, logs: Path) -> list:
         if label == "re-run" and run.total_writes:
             print(f"<!-- {tool} re-run writes at {same_writes(run.writes)} -->", flush=True)
     if tool == "meshfleet":
+        run = checked(run_playbook(fleet, PLAYBOOKS[tool], forks,
+                                   extra_vars={"meshfleet_skip_converged": False},
+                                   log=logs / f"install-{size}-{tool}-full-re-run.log"),
+                      tool, "full re-run", size, logs)
+        rows.append(row(size, tool, "full re-run", run))
+        print(rows[-1], flush=True)
         run = checked(run_playbook(fleet, STATUS, forks,
                                    extra_vars={"meshfleet_report_dir": str(logs / "report")},
                                    log=logs / f"status-{size}.log"), tool, "status", size, logs)

@@ -56,7 +56,8 @@ CHECKED = frozenset((
     "meshfleet_max_fail_percentage", "meshfleet_max_minor_jump", "meshfleet_mesh_resources",
     "meshfleet_migrate_batch", "meshfleet_mtls_mode", "meshfleet_network", "meshfleet_platform",
     "meshfleet_prune_after", "meshfleet_remove_crds", "meshfleet_rollback_revision",
-    "meshfleet_rollout_timeout", "meshfleet_serial", "meshfleet_stable_tag",
+    "meshfleet_rollout_timeout", "meshfleet_serial", "meshfleet_skip_converged",
+    "meshfleet_stable_tag",
     "meshfleet_target_version", "meshfleet_trust_domain",
 ))
 
@@ -164,7 +165,7 @@ class ClusterCheck(object):
                          "it is the number of workloads restarted at once",
                          "use a whole number from 1 to 1000 (default 1)")
         for name in ("meshfleet_force", "meshfleet_remove_crds", "meshfleet_default_sidecar",
-                     "meshfleet_enrol_system_namespaces"):
+                     "meshfleet_enrol_system_namespaces", "meshfleet_skip_converged"):
             if self.has(name) and not _is_bool(self.v[name]):
                 self.bad(name, self.v[name], "it is a switch", "use true or false")
         if self.has("meshfleet_hosts") and not (isinstance(self.v["meshfleet_hosts"], str)

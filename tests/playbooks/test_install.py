@@ -187,12 +187,55 @@ def assert_gateways(name, api):
         assert (stable.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "meshfleet"
 
 
-def test_a_second_run_changes_nothing_and_writes_nothing(run_playbook, write_counter):
+def test_a_second_run_changes_nothing_and_writes_nothing(run_playbook, write_counter, apis):
+    """Each cluster ends its run after comparing itself with the record of the first run."""
     counter = write_counter()
     run = run_playbook("install", host_vars=OVERRIDES)
     assert run.rc == 0, run.output
     assert run.changed() == {"cluster1": 0, "cluster2": 0, "cluster3": 0}
     assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+    for name in apis:
+        assert re.search(rf"{name}: converged, as run \S+-install-{name}-", run.output), name
+    assert "Install istiod as revision" not in run.output
+    record = client.CoreV1Api(apis["cluster2"]).read_namespaced_config_map(
+        "meshfleet-install", "kube-system").data
+    fingerprint = json.loads(record["fingerprint"])
+    assert "Namespace/storefront" in fingerprint
+    assert "HelmReleaseRecords/istio-gateways" in fingerprint
+    assert "Telemetry/istio-config/default" in fingerprint
+
+
+def test_a_full_converge_on_request_changes_nothing_and_writes_nothing(run_playbook, write_counter):
+    """meshfleet_skip_converged: false takes every cluster through every role again."""
+    counter = write_counter()
+    run = run_playbook("install", host_vars=OVERRIDES,
+                       extra_vars={"meshfleet_skip_converged": False})
+    assert run.rc == 0, run.output
+    assert run.changed() == {"cluster1": 0, "cluster2": 0, "cluster3": 0}
+    assert counter.writes() == {"cluster1": [], "cluster2": [], "cluster3": []}
+    assert "converged, as run" not in run.output
+    assert "Install istiod as revision" in run.output
+    assert "ok: [cluster3] => (item=istio-ingressgateway)" in run.output
+
+
+def test_a_drifted_object_is_named_and_repaired(run_playbook, apis, write_counter):
+    """The record says which object changed since the last converged run; that run's repair
+    makes a new record, and the next run ends early again."""
+    core = client.CoreV1Api(apis["cluster1"])
+    core.patch_namespaced_service("istio-ingressgateway", "istio-gateways",
+                                  {"metadata": {"labels": {"team": "edge"}},
+                                   "spec": {"selector": {"istio.io/rev": "drifted"}}})
+    run = run_playbook("install", host_vars=OVERRIDES, limit="cluster1")
+    assert run.rc == 0, run.output[-3000:]
+    assert re.search(r"cluster1: converging in full: Service/istio-gateways/istio-ingressgateway "
+                     r"changed since run \S+-install-cluster1-", run.output), run.output[-3000:]
+    service = core.read_namespaced_service("istio-ingressgateway", "istio-gateways")
+    assert service.spec.selector["istio.io/rev"] == REVISION
+    counter = write_counter()
+    again = run_playbook("install", host_vars=OVERRIDES, limit="cluster1")
+    assert again.rc == 0, again.output[-3000:]
+    assert "cluster1: converged, as run" in again.output
+    assert counter.writes()["cluster1"] == []
 
 
 def test_the_built_collection_runs_from_an_installed_copy(fleet, tmp_path, write_counter):
@@ -233,6 +276,7 @@ def test_diff_mode_shows_the_real_changes_and_check_mode_writes_none(run_playboo
                        extra_vars={"meshfleet_mtls_mode": "STRICT",
                                    "meshfleet_istiod_values": {"autoscaleMax": 9}})
     assert run.rc == 0, run.output
+    assert "cluster1: converging in full: this run's inputs" in run.output
     assert '-            "mode": "PERMISSIVE"\n+            "mode": "STRICT"' in run.output
     assert "-  maxReplicas: 5\n+  maxReplicas: 9" in run.output
     assert counter.writes()["cluster1"] == []
@@ -481,6 +525,8 @@ def test_uninstall_removes_everything_but_the_crds(run_playbook, apis):
                             if "istio" in v.metadata.name]
         assert istio_hooks == [] and istio_validators == [], name
         assert not namespace_exists(api, "istio-gateways")
+        assert "meshfleet-install" not in [
+            c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map("kube-system").items]
         crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
         assert any(c.metadata.name == "peerauthentications.security.istio.io" for c in crds)
     storefront = client.CoreV1Api(apis["cluster2"]).read_namespace("storefront")
