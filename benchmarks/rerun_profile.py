@@ -1,15 +1,18 @@
-"""Where a converged install re-run spends its controller CPU: per module, and the rest
-(ansible-playbook and its forked workers). A separate command, like the other benchmarks:
+"""Where an install's controller CPU goes, a converged re-run's (default) or a fresh install's
+(--fresh): per module, and the rest (ansible-playbook and its forked workers). A separate
+command, like the other benchmarks:
 
-    .venv/bin/python benchmarks/rerun_profile.py [--clusters 1] [--runs 3] [--tools meshfleet baseline]
+    .venv/bin/python benchmarks/rerun_profile.py [--clusters 1] [--runs 3] [--tools meshfleet baseline] [--fresh]
 
 For each tool: a fresh fleet `profile<clusters>`, the tool's install, then `--runs` re-runs
 measured as benchmarks/harness.py measures them, and one more re-run whose modules run under
 benchmarks/module_cpu.py (the interpreter of every module process for that run), which records
-each module process's own CPU-seconds and those of the processes it waited for (helm). The
-table gives, per cluster, the plain re-runs' total (median), each module's count and CPU, and
-the remainder: the total less all modules, which is what ansible-playbook and its workers cost
-(templating, conditionals, argument-spec validation, result handling).
+each module process's own CPU-seconds and those of the processes it waited for (helm). With
+--fresh: `--runs` fresh installs, each on a fleet of its own, and one more, on another fresh
+fleet, whose modules run under module_cpu.py. The table gives, per cluster, the plain runs'
+total (median), each module's count and CPU, and the remainder: the total less all modules,
+which is what ansible-playbook and its workers cost (templating, conditionals, argument-spec
+validation, result handling).
 """
 
 import argparse
@@ -39,13 +42,24 @@ def module_cpu(log: Path) -> dict:
     return dict(found)
 
 
-def profile(tool: str, clusters: int, runs: int, logs: Path) -> list:
+def installed_fleet(tool: str, clusters: int, logs: Path):
     fleet = fresh_fleet(f"profile{clusters}", clusters)
     first = run_playbook(fleet, PLAYBOOKS[tool], 8, log=logs / f"profile-{tool}-fresh.log")
     if first.rc != 0:
         raise SystemExit(f"{tool} install failed; see {logs}")
-    plain = [run_playbook(fleet, PLAYBOOKS[tool], 8,
-                          log=logs / f"profile-{tool}-rerun-{n}.log") for n in range(runs)]
+    return fleet
+
+
+def profile(tool: str, clusters: int, runs: int, logs: Path, fresh: bool) -> list:
+    if fresh:
+        plain = [run_playbook(fresh_fleet(f"profile{clusters}", clusters), PLAYBOOKS[tool], 8,
+                              log=logs / f"profile-{tool}-fresh-{n}.log") for n in range(runs)]
+        fleet = fresh_fleet(f"profile{clusters}", clusters)
+    else:
+        fleet = installed_fleet(tool, clusters, logs)
+        plain = [run_playbook(fleet, PLAYBOOKS[tool], 8,
+                              log=logs / f"profile-{tool}-rerun-{n}.log") for n in range(runs)]
+    what = "fresh install" if fresh else "re-run"
     log = logs / f"profile-{tool}-modules.jsonl"
     log.unlink(missing_ok=True)
     wrapped = run_playbook(fleet, PLAYBOOKS[tool], 8,
@@ -54,10 +68,10 @@ def profile(tool: str, clusters: int, runs: int, logs: Path) -> list:
                                 "MESHFLEET_MODULE_PYTHON": sys.executable},
                            log=logs / f"profile-{tool}-wrapped.log")
     if wrapped.rc != 0 or any(run.rc for run in plain):
-        raise SystemExit(f"{tool} re-run failed; see {logs}")
+        raise SystemExit(f"{tool} {what} failed; see {logs}")
     total = statistics.median(run.cpu for run in plain) / clusters
     modules = module_cpu(log)
-    rows = [f"| {tool} | re-run, total (median of {runs}; loads before: "
+    rows = [f"| {tool} | {what}, total (median of {runs}; loads before: "
             f"{'; '.join(run.load_before for run in plain)}) | | {total:.2f} |"]
     for name, (count, cpu) in sorted(modules.items(), key=lambda kv: -kv[1][1]):
         rows.append(f"| {tool} | module `{name}` | {count / clusters:g} | {cpu / clusters:.2f} |")
@@ -76,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tools", nargs="+", default=["meshfleet", "baseline"],
                         choices=list(PLAYBOOKS))
+    parser.add_argument("--fresh", action="store_true",
+                        help="profile fresh installs instead of converged re-runs")
     args = parser.parse_args(argv)
     logs = WORKDIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -83,7 +99,7 @@ def main(argv=None) -> int:
     print("| tool | what | processes / cluster | CPU s / cluster |\n|---|---|---|---|")
     try:
         for tool in args.tools:
-            for row in profile(tool, args.clusters, args.runs, logs):
+            for row in profile(tool, args.clusters, args.runs, logs, args.fresh):
                 print(row, flush=True)
     finally:
         localfleet(f"profile{args.clusters}", "down")

@@ -26,6 +26,9 @@ description:
     (every revision has a Ready istiod, every meshfleet gateway all its pods Ready, every stable
     gateway Service a Ready pod, no other run holds the cluster, no upgrade stopped half-way).
     install.yml ends a cluster's run there when it is converged. Writes nothing.
+  - With I(state=compared) and I(run_lock), a cluster that is not converged must also be free
+    for this run, as M(meshfleet.istio.run_lock) with I(state=available) checks it (the lock's
+    I(fence) is not checked here); otherwise the task fails naming the holder and the way out.
   - With I(state=present), reads those objects as they are now and writes the record when it
     differs from the one the cluster has.
   - The action plugin computes I(inputs) when it is not given, on the controller, from every
@@ -75,6 +78,13 @@ options:
   run_id:
     description: With I(state=present), the run that converged the cluster (kept in the record).
     type: str
+  release_lock:
+    description:
+      - With I(state=present), give back the run lock (I(run_lock)) after the record, when this
+        run holds it, as M(meshfleet.istio.run_lock) with I(state=released) would (install.yml
+        saves a module process this way).
+    type: bool
+    default: false
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -99,6 +109,7 @@ EXAMPLES = r"""
         kind: PeerAuthentication
         metadata: {name: default, namespace: istio-config}
     run_id: "{{ _run_id }}"
+    release_lock: true
 """
 
 RETURN = r"""
@@ -122,6 +133,10 @@ mesh:
     with an empty C(helm_releases).
   returned: when I(state=compared)
   type: dict
+lock_released:
+  description: (I(state=present)) Whether this task gave the run lock back.
+  returned: when I(state=present)
+  type: bool
 record:
   description: The record after the task (before it, for I(state=compared)); empty when there is
     none.
@@ -165,12 +180,15 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.install_record imp
     record_body,
     record_of,
 )
+from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
 from ansible_collections.meshfleet.istio.plugins.module_utils.kube import k8s_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.lock_keeper import LockKeeper
 from ansible_collections.meshfleet.istio.plugins.module_utils.mesh_snapshot import (
     MeshSnapshot,
     read_cluster,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.module_runner import run_module
+from ansible_collections.meshfleet.istio.plugins.module_utils.run_lock import LockHeld, LockMoved
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["compared", "present"], default="compared"),
@@ -178,6 +196,7 @@ ARGUMENT_SPEC = dict(
     namespaces=dict(type="list", elements="str", default=[]),
     objects=dict(type="list", elements="dict", default=[]),
     run_id=dict(type="str"),
+    release_lock=dict(type="bool", default=False),
     istio_namespace=dict(type="str", default="istio-system"),
 )
 REQUIRED_IF = [("state", "present", ("inputs",))]
@@ -197,8 +216,22 @@ def compare(module, cluster):
     raw, parts = _read(cluster, params, record.get("namespaces", []), record.get("objects", []))
     snapshot = MeshSnapshot(raw)
     found = differences(record, params["inputs"] or "", parts, health_problems(snapshot))
+    if found and params.get("run_lock"):
+        check_lock_available(module, cluster)
     return dict(changed=False, converged=not found, differences=found, inputs=params["inputs"],
                 mesh=snapshot.facts(), record=record)
+
+
+def check_lock_available(module, cluster):
+    """A cluster that converges in full must be free for this run (I(run_lock)) before its
+    preflight: the run_lock module's `available` check, in the same process."""
+    keeper = LockKeeper.from_params(cluster.api, dict(module.params["run_lock"], fence=None))
+    try:
+        action, previous = keeper.acquire(check_mode=True)
+    except (LockHeld, LockMoved) as error:
+        raise MeshfleetError(str(error)) from error
+    if action == "take" and previous and previous != keeper.holder:
+        module.warn("the run lock of %s can be taken over" % previous)
 
 
 def record_install(module, cluster):
@@ -213,7 +246,10 @@ def record_install(module, cluster):
         body = record_body(params["inputs"], parts, namespaces, refs, params["run_id"])
         cluster.apply(body)
         record = record_of(body)
-    result = dict(changed=changed, differences=[], inputs=params["inputs"], record=record)
+    released = bool(params["release_lock"] and cluster.lock is not None
+                    and cluster.lock.release() == cluster.lock.holder)
+    result = dict(changed=changed or released, differences=[], inputs=params["inputs"],
+                  record=record, lock_released=released)
     if module._diff:
         result["diff"] = dict(before=previous.get("fingerprint", {}),
                               after=record.get("fingerprint", {}))

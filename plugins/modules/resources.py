@@ -55,6 +55,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  absent:
+    description:
+      - With I(state=present), objects to delete in the same task once I(definitions) are
+        converged (each with C(apiVersion), C(kind) and C(metadata.name), and
+        C(metadata.namespace) for namespaced kinds); one that does not exist is left as it is.
+    type: list
+    elements: dict
+    default: []
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -92,6 +100,7 @@ ARGUMENT_SPEC = dict(
     remove_labels=dict(type="list", elements="str", default=[]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     existing_only=dict(type="bool", default=False),
+    absent=dict(type="list", elements="dict", default=[]),
 )
 
 
@@ -103,17 +112,26 @@ def check_definition(definition):
         raise MeshfleetError("definition %s lacks %s" % (definition, ", ".join(missing)))
 
 
+def remove(changes, cluster, definition):
+    meta = definition["metadata"]
+    changes.remove(cluster, definition["apiVersion"], definition["kind"], meta["name"],
+                   meta.get("namespace"))
+
+
 def run(module, cluster):
     changes = Changes()
-    for definition in module.params["definitions"]:
+    params = module.params
+    for definition in params["definitions"] + params["absent"]:
         check_definition(definition)
-        if module.params["state"] == "absent":
-            meta = definition["metadata"]
-            changes.remove(cluster, definition["apiVersion"], definition["kind"], meta["name"],
-                           meta.get("namespace"))
+    for definition in params["definitions"]:
+        if params["state"] == "absent":
+            remove(changes, cluster, definition)
         else:
-            changes.converge(cluster, definition, module.params["remove_labels"],
-                             module.params["existing_only"])
+            changes.converge(cluster, definition, params["remove_labels"],
+                             params["existing_only"])
+    if params["state"] == "present":
+        for definition in params["absent"]:
+            remove(changes, cluster, definition)
     return changes.result(module)
 
 
