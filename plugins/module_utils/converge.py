@@ -43,6 +43,17 @@ def strip_noise(obj):
     return clean
 
 
+def without_server_fields(wanted):
+    """`wanted` without the metadata only the apiserver sets (a rendered chart's
+    `creationTimestamp: null`, say): wanting them would make every run write."""
+    meta = wanted.get("metadata") or {}
+    if not any(key in meta for key in NOISE):
+        return wanted
+    clean = dict(wanted)
+    clean["metadata"] = dict((key, value) for key, value in meta.items() if key not in NOISE)
+    return clean
+
+
 def object_ref(obj):
     meta = obj["metadata"]
     ref = "%s/%s" % (obj["kind"], meta["name"])
@@ -58,6 +69,7 @@ def converge(cluster, wanted, remove_labels=(), existing_only=False):
 
     With `existing_only`, an object that does not exist is left absent, also one that is gone
     by the time it would be written (server-side apply would create it again)."""
+    wanted = without_server_fields(wanted)
     meta = wanted["metadata"]
     live = cluster.get(wanted["apiVersion"], wanted["kind"], meta["name"], meta.get("namespace"))
     if live is None and existing_only:

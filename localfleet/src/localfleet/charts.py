@@ -19,7 +19,11 @@ CHART_DIRS = {
     "gateway": "gateway",
     "cni": "istio-cni",
 }
-DEV_HUB = "registry.istio.io/testing"
+# The chart of a release of the IstioOperator engine (Istio 1.22, 1.23) that the fleet packages:
+# the operator's own (its istiod and gateways are rendered by the operator from its binary).
+OPERATOR_CHART_DIRS = {"istio-operator": "istio-operator"}
+# The source trees' development image defaults, by era.
+DEV_HUBS = ("registry.istio.io/testing", "gcr.io/istio-testing")
 
 
 def chart_dir(version: str) -> Path:
@@ -51,17 +55,21 @@ def release_tree_charts(archive: str, work: Path) -> Path:
 
 def set_release_images(values_text: str, hub: str, tag: str) -> str:
     """Replace the development hub/tag defaults (`hub: <dev hub>`, `tag: latest`)."""
-    values_text = re.sub(rf"^(\s*hub:\s*){re.escape(DEV_HUB)}\s*$", rf"\g<1>{hub}",
+    dev_hubs = "|".join(re.escape(dev) for dev in DEV_HUBS)
+    values_text = re.sub(rf"^([ \t]*hub:[ \t]*)(?:{dev_hubs})[ \t]*$", rf"\g<1>{hub}",
                          values_text, flags=re.M)
-    return re.sub(r"^(\s*tag:\s*)latest\s*$", rf"\g<1>{tag}", values_text, flags=re.M)
+    return re.sub(r"^([ \t]*tag:[ \t]*)latest[ \t]*$", rf"\g<1>{tag}", values_text, flags=re.M)
 
 
 def package(version: str, helm: Path) -> Path:
-    """Package the four charts of `version` into the cache; returns their directory."""
+    """Package the charts of `version` into the cache (the four Helm charts of a release, or
+    the operator chart of a release of the IstioOperator engine); returns their directory."""
     out = chart_dir(version)
     if (out / ".complete").exists():
         return out
-    source, hub, kind = versions.ISTIO_BUILDS[version]
+    source, hub, kind = gobuild.istio_build_source(version)
+    chart_dirs = (OPERATOR_CHART_DIRS if version in versions.ISTIO_OPERATOR_BUILDS
+                  else CHART_DIRS)
     with Step(f"packaging Istio {version} charts ({kind} {source[-20:]})"), \
             tempfile.TemporaryDirectory() as work:
         if kind == "release tree":
@@ -71,7 +79,7 @@ def package(version: str, helm: Path) -> Path:
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for name, rel in CHART_DIRS.items():
+        for name, rel in chart_dirs.items():
             chart = Path(work) / name
             shutil.copytree(charts / rel, chart)
             values = chart / "values.yaml"
@@ -88,7 +96,8 @@ def package(version: str, helm: Path) -> Path:
 def package_all(helm: Path) -> dict:
     """Package every pinned build, and link all charts into one directory (`all/`), the
     layout of a `directory` chart source."""
-    packaged = {version: package(version, helm) for version in versions.ISTIO_BUILDS}
+    packaged = {version: package(version, helm)
+                for version in (*versions.ISTIO_BUILDS, *versions.ISTIO_OPERATOR_BUILDS)}
     flat = paths.charts_cache() / "all"
     flat.mkdir(parents=True, exist_ok=True)
     for directory in packaged.values():

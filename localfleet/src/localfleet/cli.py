@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import audit, audit_requests, charts, gobuild, netns
+from . import audit, audit_requests, charts, gobuild, netns, versions
 from .fleet import DEFAULT_FLEET, Fleet, format_status
 from .progress import FleetError
 
@@ -28,6 +28,10 @@ def parse(argv):
                     help="real (default): pilot-discovery of each istiod Deployment's release "
                          "serves it; standin: the stand-in serves every revision "
                          "(docs/local-fleet.md)")
+    up.add_argument("--kubernetes", choices=(versions.KUBERNETES,) + versions.KUBERNETES_OLDER,
+                    default=versions.KUBERNETES,
+                    help=f"the clusters' Kubernetes release (default {versions.KUBERNETES}; an "
+                         "older one must be built first: build kubernetes-<release>)")
     up.add_argument("--reuse", action="store_true",
                     help="succeed without restarting when the same fleet is already up")
     sub.add_parser("down", help="stop the fleet and remove its state")
@@ -95,8 +99,8 @@ def dispatch(args):
     fleet = Fleet(args.fleet)
     if args.command == "up":
         real = args.istiod == "real"
-        if not (args.reuse and fleet.is_up(args.clusters, real)):
-            fleet.up(args.clusters, real)
+        if not (args.reuse and fleet.is_up(args.clusters, real, args.kubernetes)):
+            fleet.up(args.clusters, real, args.kubernetes)
         print(format_status(fleet, fleet.status()))
     elif args.command == "down":
         fleet.down()

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import gobuild, kubeconfig, netns, paths
+from . import gobuild, kubeconfig, netns, paths, versions
 from .cluster import (COMPONENTS, MAX_CLUSTERS, Cluster, ClusterSpec, last_line, process_is,
                       stop_process)
 from .progress import FleetError, Step, say
@@ -33,6 +33,7 @@ class Fleet:
         self.clusters = []
         self.standin_pid = None
         self.real_istiod = False  # pilot-discovery per istiod Deployment, not the stand-in's
+        self.kubernetes = versions.KUBERNETES
         self._load()
 
     # ------------------------------------------------------------ state
@@ -66,6 +67,7 @@ class Fleet:
             self.clusters.append(cluster)
         self.standin_pid = state.get("istiod_standin_pid")
         self.real_istiod = state.get("istiod") == "real"
+        self.kubernetes = state.get("kubernetes", versions.KUBERNETES)
 
     def save(self) -> None:
         state = {"name": self.name, "netns": self.netns,
@@ -73,7 +75,8 @@ class Fleet:
                  "clusters": [{"name": c.spec.name, "index": c.spec.index, "pids": c.pids}
                               for c in self.clusters],
                  "istiod_standin_pid": self.standin_pid,
-                 "istiod": "real" if self.real_istiod else "standin"}
+                 "istiod": "real" if self.real_istiod else "standin",
+                 "kubernetes": self.kubernetes}
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -86,11 +89,12 @@ class Fleet:
         known = ", ".join(c.spec.name for c in self.clusters) or "none"
         raise FleetError(f"fleet {self.name} has no cluster {name!r} (clusters: {known})")
 
-    def is_up(self, count: int, real_istiod: bool = None) -> bool:
+    def is_up(self, count: int, real_istiod: bool = None, kubernetes: str = None) -> bool:
         """All components of exactly `count` clusters, and the istiod stand-in, are running,
-        with the istiod kind asked for (either, when None)."""
+        with the istiod kind and the Kubernetes release asked for (either, when None)."""
         return (len(self.clusters) == count and self.standin_alive()
                 and real_istiod in (None, self.real_istiod)
+                and kubernetes in (None, self.kubernetes)
                 and len(self.running()) == count * len(COMPONENTS))
 
     def running(self):
@@ -107,7 +111,7 @@ class Fleet:
 
     # ------------------------------------------------------------ up
 
-    def up(self, count: int, real_istiod: bool = False) -> None:
+    def up(self, count: int, real_istiod: bool = False, kubernetes: str = None) -> None:
         if not 1 <= count <= MAX_CLUSTERS:
             raise FleetError(f"--clusters {count}: choose between 1 and {MAX_CLUSTERS}")
         alive = self.running() + (["istiod-standin"] if self.standin_alive() else [])
@@ -115,7 +119,7 @@ class Fleet:
             raise FleetError(f"fleet {self.name} is already running ({len(alive)} processes in "
                              f"{len(self.clusters)} clusters): use 'status', or 'down' first")
         self._clean_stale()
-        bin_dir = gobuild.binaries_dir()
+        bin_dir = gobuild.fleet_bin_dir(kubernetes)
         missing = [b for b in ("etcd", "kube-apiserver", "kwok", "kubectl") if not (bin_dir / b).exists()]
         if missing:
             raise FleetError(f"binaries missing from {bin_dir}: {', '.join(missing)}; "
@@ -123,8 +127,10 @@ class Fleet:
         self.clusters = [Cluster(ClusterSpec(n, i), self.dir / n, bin_dir)
                          for i, n in enumerate(cluster_names(count))]
         self.real_istiod = real_istiod
+        self.kubernetes = kubernetes or versions.KUBERNETES
         try:
-            with Step(f"starting fleet {self.name} ({count} clusters)"):
+            with Step(f"starting fleet {self.name} ({count} clusters, Kubernetes "
+                      f"{self.kubernetes})"):
                 self._start()
         except BaseException:
             say("start-up failed: stopping what was started")

@@ -117,6 +117,13 @@ def parse_local_replaces(gomod: str):
     return sorted(set(re.findall(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\./", gomod, re.M)))
 
 
+def parse_version_replaces(gomod: str):
+    """(module, version) of each replace directive that points a module at another version of
+    itself: a dependency's replaces do not apply to the module that requires it, so a wrapper
+    must repeat them to build the dependency as released."""
+    return tuple(re.findall(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\1\s+(v\S+)\s*$", gomod, re.M))
+
+
 def parse_godebug(gomod: str):
     block = re.search(r"^godebug\s*\((.*?)\)", gomod, re.M | re.S)
     if block:
@@ -136,23 +143,31 @@ def parse_require(gomod: str, module: str) -> str:
     return match.group(1)
 
 
-def kubernetes_component(go: str, env: dict) -> Component:
-    version = f"v{versions.KUBERNETES}"
-    gomod = module_gomod(go, env, "k8s.io/kubernetes", version)
-    staging_version = "v0." + version.split(".", 1)[1]
-    major, minor = versions.KUBERNETES.split(".")[:2]
-    flags = []
-    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={major}",
-                  f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
-                  f"-X {pkg}.buildDate={BUILD_DATE}"]
-    return Component(
-        name="kubernetes", module="k8s.io/kubernetes", version=version,
-        packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in (
-            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")),
-        ldflags=tuple(flags),
-        replaces=tuple((m, staging_version) for m in parse_local_replaces(gomod)),
-        godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+def kubernetes_recipe(release: str):
+    """kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one release; the
+    default release's component is named `kubernetes`, an older one's `kubernetes-<release>`."""
+    name = "kubernetes" if release == versions.KUBERNETES else f"kubernetes-{release}"
+
+    def recipe(go: str, env: dict) -> Component:
+        version = f"v{release}"
+        gomod = module_gomod(go, env, "k8s.io/kubernetes", version)
+        staging_version = "v0." + version.split(".", 1)[1]
+        major, minor = release.split(".")[:2]
+        flags = []
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+            flags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={major}",
+                      f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
+                      f"-X {pkg}.buildDate={BUILD_DATE}"]
+        return Component(
+            name=name, module="k8s.io/kubernetes", version=version,
+            packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_BINARIES),
+            ldflags=tuple(flags),
+            replaces=tuple((m, staging_version) for m in parse_local_replaces(gomod)),
+            godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
+    return name, recipe
+
+
+KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 def etcd_component(go: str, env: dict) -> Component:
@@ -191,13 +206,24 @@ def helm_component(go: str, env: dict) -> Component:
 
 ISTIO_PACKAGES = ("istio.io/istio/istioctl/cmd/istioctl",
                   "istio.io/istio/pilot/cmd/pilot-discovery")
+OPERATOR_PACKAGE = "istio.io/istio/operator/cmd/operator"
+
+
+def istio_build_source(release: str) -> tuple:
+    """(source, hub, kind) of an Istio release the fleet builds binaries of."""
+    return {**versions.ISTIO_BUILDS, **versions.ISTIO_OPERATOR_BUILDS}[release]
 
 
 def istio_recipe(release: str):
     """istioctl and pilot-discovery of one Istio release, in one go build (they share most of
-    their packages): istioctl judges what meshfleet wrote, pilot-discovery is the fleet's istiod."""
+    their packages): istioctl judges what meshfleet wrote, pilot-discovery is the fleet's istiod.
+    For a release of the IstioOperator engine, its in-cluster operator only: the fleet serves
+    those releases' istiods with the stand-in, and every build adds to a cold CI run."""
+    packages = ((OPERATOR_PACKAGE,) if release in versions.ISTIO_OPERATOR_BUILDS
+                else ISTIO_PACKAGES)
+
     def recipe(go: str, env: dict) -> Component:
-        source, hub, kind = versions.ISTIO_BUILDS[release]
+        source, hub, kind = istio_build_source(release)
         if kind == "release tree":
             tree = release_trees.unpack(source)
             gomod = (tree / "go.mod").read_text()
@@ -213,17 +239,19 @@ def istio_recipe(release: str):
             ("buildTag", release), ("buildHub", hub))]
         return Component(
             name=f"istio-{release}", module="istio.io/istio", version=version,
-            packages=ISTIO_PACKAGES, ldflags=tuple(flags), local_replaces=local,
+            packages=packages, ldflags=tuple(flags), local_replaces=local,
+            replaces=parse_version_replaces(gomod),
             godebug=parse_godebug(gomod), go_line=parse_go_line(gomod))
     return recipe
 
 
 RECIPES = {
     "etcd": etcd_component,
-    "kubernetes": kubernetes_component,
+    **dict(kubernetes_recipe(r) for r in (versions.KUBERNETES,) + versions.KUBERNETES_OLDER),
     "kwok": kwok_component,
     "helm": helm_component,
-    **{f"istio-{release}": istio_recipe(release) for release in versions.ISTIO_BUILDS},
+    **{f"istio-{release}": istio_recipe(release)
+       for release in (*versions.ISTIO_BUILDS, *versions.ISTIO_OPERATOR_BUILDS)},
 }
 
 
@@ -309,10 +337,12 @@ def build(component: Component, go: str, env: dict) -> Path:
 
 
 # What `build` makes when no component is named: everything but the Istio binaries of releases
-# other than the default one (5 more minutes each on 2 cores; name them to build them). An
-# istiod of a release without them is served by the stand-in.
+# other than the default one (5 more minutes each on 2 cores; name them to build them; an
+# istiod of a release without them is served by the stand-in) and the older Kubernetes
+# releases (6 more minutes each).
 DEFAULT_BUILD = tuple(name for name in RECIPES
-                      if not name.startswith("istio-") or name == f"istio-{versions.ISTIO_DEFAULT}")
+                      if name == f"istio-{versions.ISTIO_DEFAULT}"
+                      or not name.startswith(("istio-", "kubernetes-")))
 
 
 def build_all(names=None) -> dict:
@@ -346,10 +376,39 @@ def istio_binary(release: str, name: str) -> Path:
     return path
 
 
+def kubernetes_binaries_dir(release: str) -> Path:
+    """Links to the Kubernetes binaries of an older release (`build kubernetes-<release>`)."""
+    return paths.cache_root() / "current" / "kubernetes" / release
+
+
+def fleet_bin_dir(kubernetes: str = None) -> Path:
+    """The binaries a fleet's clusters run: binaries_dir() on the default Kubernetes; on an older
+    release, a directory with that release's Kubernetes binaries and every other binary of
+    binaries_dir() (etcd, KWOK, Helm)."""
+    if kubernetes in (None, versions.KUBERNETES):
+        return binaries_dir()
+    if kubernetes not in versions.KUBERNETES_OLDER:
+        known = ", ".join((versions.KUBERNETES,) + versions.KUBERNETES_OLDER)
+        raise FleetError(f"Kubernetes {kubernetes} is not a release the fleet builds: choose "
+                         f"from {known}")
+    built = kubernetes_binaries_dir(kubernetes)
+    if not all((built / b).exists() for b in KUBERNETES_BINARIES):
+        raise FleetError(f"Kubernetes {kubernetes} is not built: run `python -m localfleet "
+                         f"build kubernetes-{kubernetes}`")
+    target = paths.cache_root() / "current" / f"fleet-kubernetes-{kubernetes}"
+    _link_all(binaries_dir(), target)
+    _link_all(built, target)
+    return target
+
+
 def link_binaries(built: dict) -> None:
     """Link each build's binaries into binaries_dir(); an Istio release's into its own
-    directory, and the default release's also into binaries_dir()."""
+    directory, and the default release's also into binaries_dir(); an older Kubernetes
+    release's into its own directory only."""
     for name, directory in built.items():
+        if name.startswith("kubernetes-"):
+            _link_all(directory, kubernetes_binaries_dir(name.removeprefix("kubernetes-")))
+            continue
         release = name.removeprefix("istio-") if name.startswith("istio-") else None
         if release:
             _link_all(directory, istio_binaries_dir(release))

@@ -26,8 +26,6 @@ HTTP_PORT = 8080
 # Flags whose values this process sets itself: its addresses and its cluster access.
 OWN_FLAGS = ("httpAddr", "httpsAddr", "grpcAddr", "secureGRPCAddr", "monitoringAddr",
              "kubeconfig", "ctrlz_address", "ctrlz_port")
-SERVICE_ACCOUNT_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}",
-                          "system:authenticated")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -54,7 +52,7 @@ def discovery_container(deployment: dict) -> dict:
     raise ValueError("no container named discovery")
 
 
-def without_own_flags(args: list) -> list:
+def without_own_flags(args: list, own_flags=OWN_FLAGS) -> list:
     """The container's args minus the flags this process sets (`--f=v` and `--f v` forms)."""
     kept, skip = [], False
     for arg in args:
@@ -62,7 +60,7 @@ def without_own_flags(args: list) -> list:
             skip = False
             continue
         name = arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
-        if name in OWN_FLAGS:
+        if name in own_flags:
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -97,16 +95,31 @@ def environment(container: dict, pod: dict, kubeconfig: Path) -> dict:
     return env
 
 
-def impersonating_kubeconfig(admin_kubeconfig: Path, account: str) -> dict:
+def impersonating_kubeconfig(admin_kubeconfig: Path, account: str,
+                             namespace: str = NAMESPACE) -> dict:
     """The admin kubeconfig, acting as the service account with its groups."""
     config = json.loads(admin_kubeconfig.read_text())
     for user in config["users"]:
-        user["user"]["as"] = f"system:serviceaccount:{NAMESPACE}:{account}"
-        user["user"]["as-groups"] = list(SERVICE_ACCOUNT_GROUPS)
+        user["user"]["as"] = f"system:serviceaccount:{namespace}:{account}"
+        user["user"]["as-groups"] = ["system:serviceaccounts",
+                                     f"system:serviceaccounts:{namespace}",
+                                     "system:authenticated"]
     return config
 
 
-def _die_with_parent():
+def stop_child(proc: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, of a process this one started."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -134,7 +147,7 @@ class IstiodProcess:
             self.proc = subprocess.Popen(
                 command_line(binary, container, self.address, kubeconfig),
                 env=environment(container, pod, kubeconfig), cwd=self.workdir,
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -159,11 +172,4 @@ class IstiodProcess:
         return self.alive() and not self.ready()
 
     def stop(self, grace: float = 5) -> None:
-        if not self.alive():
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_child(self.proc, grace)

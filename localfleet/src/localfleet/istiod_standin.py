@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import istiod_webhooks
+from . import istiod_webhooks, operator_process
 from .fleet import Fleet
 from .istiod_supervisor import Forwarder, RealIstiods
 
@@ -354,12 +354,22 @@ class ClusterAgent:
             kubelet = self.api.acting_as(KUBELET_USER, "localfleet-kubelet", ("system:masters",))
             self.real = RealIstiods(self.name, cluster.spec.index, kubelet,
                                     cluster.kubeconfig_path("admin"), cluster.dir / "istiod")
+        # The IstioOperator engine's operators (Istio 1.22, 1.23) run whichever istiod serves.
+        self.operator_deployments = self._collection(
+            f"/apis/apps/v1/namespaces/{operator_process.NAMESPACE}/deployments")
+        self.operator_pods = self._collection(
+            f"/api/v1/namespaces/{operator_process.NAMESPACE}/pods?labelSelector="
+            + operator_process.POD_SELECTOR.replace("=", "%3D"))
+        self.operators = operator_process.RealOperators(
+            self.name, cluster.spec.index, cluster.kubeconfig_path("admin"),
+            cluster.dir / "operator")
 
     def _collection(self, path: str) -> Collection:
         return Collection(self.api, path, self._wake.set)
 
     def start(self):
-        collections = [self.services, self.slices, self.injectors, self.validators]
+        collections = [self.services, self.slices, self.injectors, self.validators,
+                       self.operator_deployments, self.operator_pods]
         if self.real:
             collections += [self.deployments, self.pods]
         for collection in collections:
@@ -377,6 +387,7 @@ class ClusterAgent:
                 log.exception("%s: reconcile failed", self.name)
 
     def reconcile(self):
+        self.operators.reconcile(self.operator_deployments.items(), self.operator_pods.items())
         if self.real:
             self.real.reconcile(self.deployments.items(), self.pods.items())
         ready = self.ready_services()
@@ -598,6 +609,7 @@ class Standin:
     def stop(self):
         """Stop the real istiods, then the process."""
         for agent in self.agents:
+            agent.operators.stop()
             if agent.real:
                 agent.real.stop()
         sys.exit(0)

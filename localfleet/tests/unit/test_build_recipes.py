@@ -167,3 +167,67 @@ def test_a_missing_release_tree_names_where_it_was_looked_for(tmp_path, monkeypa
     monkeypatch.setenv("MESHFLEET_UPSTREAM_ISTIO", str(tmp_path))
     with pytest.raises(FleetError, match="MESHFLEET_UPSTREAM_ISTIO"):
         charts.release_tree_charts("istio-9.9.9.tar.gz", tmp_path / "work")
+
+
+def test_older_kubernetes_and_operator_releases_are_built_only_on_request():
+    assert "kubernetes" in gobuild.DEFAULT_BUILD
+    for release in versions.KUBERNETES_OLDER:
+        assert f"kubernetes-{release}" in gobuild.RECIPES
+        assert f"kubernetes-{release}" not in gobuild.DEFAULT_BUILD
+    for release in versions.ISTIO_OPERATOR_BUILDS:
+        assert f"istio-{release}" in gobuild.RECIPES
+        assert f"istio-{release}" not in gobuild.DEFAULT_BUILD
+
+
+def test_an_older_kubernetes_is_stamped_with_its_own_version(monkeypatch):
+    monkeypatch.setattr(gobuild, "module_gomod", lambda *_: GOMOD)
+    component = gobuild.RECIPES["kubernetes-1.30.3"]("go", {})
+    assert (component.name, component.version) == ("kubernetes-1.30.3", "v1.30.3")
+    assert "-X k8s.io/component-base/version.gitMinor=30" in component.ldflags
+    assert component.replaces == (("k8s.io/api", "v0.30.3"), ("k8s.io/client-go", "v0.30.3"))
+    default = gobuild.RECIPES["kubernetes"]("go", {})
+    assert (default.name, default.version) == ("kubernetes", f"v{versions.KUBERNETES}")
+
+
+def test_an_operator_release_builds_its_in_cluster_operator(
+        tmp_path, monkeypatch):
+    tree = tmp_path / "istio-1.23.6"
+    tree.mkdir()
+    (tree / "go.mod").write_text("module istio.io/istio\n\ngo 1.22.0\n\nreplace "
+                                 "github.com/imdario/mergo => github.com/imdario/mergo v0.3.5\n")
+    monkeypatch.setattr(release_trees, "unpack", lambda name: tree)
+    monkeypatch.setattr(release_trees, "source_commit", lambda _name: "6a112a28")
+    component = gobuild.RECIPES["istio-1.23.6"]("go", {})
+    assert component.binary_names() == ("operator",)
+    # The tree's own replace directive, which Go applies only in the main module.
+    assert component.replaces == (("github.com/imdario/mergo", "v0.3.5"),)
+    assert "-X istio.io/istio/pkg/version.buildVersion=1.23.6" in component.ldflags
+
+
+def test_a_fleet_on_an_older_kubernetes_runs_its_binaries_beside_the_shared_ones(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(FleetError, match="build kubernetes-1.30.3"):
+        gobuild.fleet_bin_dir("1.30.3")
+    with pytest.raises(FleetError, match="choose from"):
+        gobuild.fleet_bin_dir("1.29.0")
+    assert gobuild.fleet_bin_dir(None) == gobuild.fleet_bin_dir(versions.KUBERNETES) \
+        == gobuild.binaries_dir()
+    shared, older = tmp_path / "built-default", tmp_path / "built-1.30.3"
+    for directory, names in ((shared, ("etcd", "kwok", "helm") + gobuild.KUBERNETES_BINARIES),
+                             (older, gobuild.KUBERNETES_BINARIES)):
+        directory.mkdir()
+        for name in names:
+            (directory / name).write_text(f"{directory.name}/{name}")
+    gobuild.link_binaries({"etcd": shared, "kubernetes-1.30.3": older})
+    target = gobuild.fleet_bin_dir("1.30.3")
+    assert (target / "kube-apiserver").resolve() == older / "kube-apiserver"
+    assert (target / "kubectl").resolve() == older / "kubectl"
+    assert (target / "etcd").resolve() == shared / "etcd"
+    assert (gobuild.binaries_dir() / "kube-apiserver").resolve() == shared / "kube-apiserver"
+
+
+def test_the_operator_charts_development_image_is_replaced_by_the_release():
+    values = "defaults:\n  hub: gcr.io/istio-testing\n  tag: latest\n"
+    assert charts.set_release_images(values, "docker.io/istio", "1.22.8") == (
+        "defaults:\n  hub: docker.io/istio\n  tag: 1.22.8\n")

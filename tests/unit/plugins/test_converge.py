@@ -85,3 +85,12 @@ def test_helm_keep_sets_only_the_resource_policy_annotation():
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "istiod-revision-tag-a", "namespace": "istio-system",
                       "annotations": {"helm.sh/resource-policy": "keep"}}}]
+
+
+def test_metadata_only_the_apiserver_sets_is_not_wanted():
+    from ansible_collections.meshfleet.istio.plugins.module_utils.converge import converge
+
+    live = dict(namespace("shop"), metadata={"name": "shop", "creationTimestamp": "2026-12-04T19:19:10Z"})
+    rendered = dict(namespace("shop"), metadata={"name": "shop", "creationTimestamp": None})
+    cluster = FakeCluster([live])
+    assert converge(cluster, rendered)[0] is False and cluster.writes == []
