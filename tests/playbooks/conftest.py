@@ -50,8 +50,9 @@ def collections_path():
 
 @pytest.fixture(scope="session")
 def playbook_invocation(fleet, tmp_path_factory):
-    """The command line and environment of ansible-playbook <name> against the fleet's inventory
-    plus the local fleet spec, and the directory to run it in."""
+    """The command line and environment of ansible-playbook <name> (or a playbook file given as
+    a Path) against the fleet's inventory plus the local fleet spec, and the directory to run it
+    in."""
     workdir = tmp_path_factory.mktemp("ansible")
 
     def invocation(playbook, extra_vars=None, check=False, diff=False, host_vars=None, limit=None,
@@ -67,7 +68,7 @@ def playbook_invocation(fleet, tmp_path_factory):
             (workdir / "extra" / "hosts.yml").write_text("all: {}\n")
             inventories.append(str(workdir / "extra"))
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"),
-               f"meshfleet.istio.{playbook}"]
+               str(playbook) if isinstance(playbook, Path) else f"meshfleet.istio.{playbook}"]
         for inv in inventories:
             cmd += ["-i", inv]
         if extra_vars:

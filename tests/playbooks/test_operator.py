@@ -3,20 +3,15 @@
 running for the Deployments the role writes. A fleet of one cluster of its own, started for this
 module; the tests build on each other in file order."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from localfleet import gobuild, netns, operator_process
+from localfleet import netns, operator_process
 from localfleet.fleet import Fleet
 from localfleet.waits import wait_until
 
-from .conftest import REPO, PlaybookRun, WriteCounter, collections_path
+from .conftest import REPO, WriteCounter
 
 pytestmark = [pytest.mark.fleet, pytest.mark.scenario, pytest.mark.operator_engine]
 
@@ -28,8 +23,8 @@ PLAYBOOK = REPO / "tests" / "playbooks" / "files" / "operator.yml"
 
 
 class OperatorFleet:
-    def __init__(self, fleet, workdir):
-        self.fleet, self.cluster, self.workdir = fleet, fleet.clusters[0], workdir
+    def __init__(self, fleet, run_playbook):
+        self.fleet, self.cluster, self._run_playbook = fleet, fleet.clusters[0], run_playbook
         api = config.new_client_from_config(config_file=str(fleet.kubeconfig),
                                             context=self.cluster.spec.name)
         self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -38,18 +33,9 @@ class OperatorFleet:
         self.custom = client.CustomObjectsApi(api)
 
     def run(self, version, state="present", check=False, diff=False):
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK),
-               "-i", str(self.fleet.inventory), "-i", str(REPO / "inventories" / "localfleet"),
-               "-e", json.dumps({"operator_version": version, "operator_state": state})]
-        cmd += ["--check"] if check else []
-        cmd += ["--diff"] if diff else []
-        env = {"ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
-               "PATH": f"{gobuild.binaries_dir()}:/usr/bin:/bin",
-               "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0",
-               "HOME": str(Path.home())}
-        proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True,
-                              check=False, timeout=600)
-        return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+        return self._run_playbook(PLAYBOOK, timeout=600, inventory=self.fleet.inventory,
+                                  extra_vars={"operator_version": version, "operator_state": state},
+                                  check=check, diff=diff)
 
     def deployment_names(self):
         return sorted(d.metadata.name for d in
@@ -79,18 +65,18 @@ class OperatorFleet:
 
 
 @pytest.fixture(scope="module")
-def old_cluster(fleet, tmp_path_factory):
+def old_cluster(fleet, run_playbook):
     """A one-cluster fleet on Kubernetes 1.30; the session's fleet is entered again after it."""
-    missing = [name for name in (f"istio-{OLD}", f"istio-{NEW}")
-               if operator_process.operator_binary(name.removeprefix("istio-")) is None]
-    assert not missing, (f"the operators of {', '.join(missing)} are not built: run "
-                         f"`python -m localfleet build {' '.join(missing)} kubernetes-{KUBERNETES}`")
+    missing = [release for release in (OLD, NEW) if operator_process.operator_binary(release) is None]
+    assert not missing, (f"the operators of {', '.join(missing)} are not built: run `python -m "
+                         f"localfleet build {' '.join('istio-' + r for r in missing)} "
+                         f"kubernetes-{KUBERNETES}`")
     running = Fleet(f"{fleet.name}-k130"[:20])
     running.down()
     running = Fleet(running.name)
     running.up(1, kubernetes=KUBERNETES)
     try:
-        yield OperatorFleet(running, tmp_path_factory.mktemp("operator"))
+        yield OperatorFleet(running, run_playbook)
     finally:
         running.down()
         netns.enter(fleet.netns)

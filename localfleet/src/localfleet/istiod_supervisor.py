@@ -34,6 +34,12 @@ MAX_BACKOFF = 30
 log = logging.getLogger("istiod-supervisor")
 
 
+def restart_delay(restarts: int) -> int:
+    """Seconds before a process that exited `restarts` times starts again (a kubelet's
+    back-off: 2, 4, 8 ... up to MAX_BACKOFF)."""
+    return min(2 ** min(restarts, 5), MAX_BACKOFF)
+
+
 def revision_of(deployment: dict) -> str:
     return deployment["metadata"].get("labels", {}).get(REV_LABEL) or "default"
 
@@ -162,7 +168,7 @@ class RealIstiods:
         process = state.current[1]
         code = process.proc.returncode
         state.restarts += 1
-        delay = min(2 ** min(state.restarts, 5), MAX_BACKOFF)
+        delay = restart_delay(state.restarts)
         log.warning("%s: pilot-discovery for %s exited with %s (restart %d in %ds); see %s",
                     self.cluster, name, code, state.restarts, delay, process.log_path)
         state.next_start = time.monotonic() + delay

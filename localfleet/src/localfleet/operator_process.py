@@ -25,7 +25,7 @@ from .istiod_process import (
     stop_child,
     without_own_flags,
 )
-from .istiod_supervisor import MAX_BACKOFF, live_pods, spec_hash
+from .istiod_supervisor import live_pods, restart_delay, spec_hash
 
 NAMESPACE = "istio-operator"
 CONTAINER = "istio-operator"
@@ -66,16 +66,15 @@ def command_line(binary: Path, container: dict, address: str) -> list:
     own (two operators on one address would stop each other: a port in use is fatal)."""
     argv = list(container.get("command") or ["operator", "server"])[1:]
     argv += list(container.get("args") or [])
-    return [str(binary)] + without_own_flags(argv, OWN_FLAGS) + [f"--monitoring-host={address}",
-                                   f"--monitoring-port={MONITORING_PORT}",
-                                   f"--ctrlz_address={address}", f"--ctrlz_port={CTRLZ_PORT}"]
+    own = [f"--monitoring-host={address}", f"--monitoring-port={MONITORING_PORT}",
+           f"--ctrlz_address={address}", f"--ctrlz_port={CTRLZ_PORT}"]
+    return [str(binary)] + without_own_flags(argv, OWN_FLAGS) + own
 
 
 @dataclass
 class OperatorProcess:
     """`operator server` for one operator Deployment of one cluster."""
 
-    deployment: str
     release: str
     address: str
     workdir: Path
@@ -157,7 +156,7 @@ class RealOperators:
         if slot.process is None and time.monotonic() >= slot.next_start:
             address = f"127.{50 + self.index}.{self._next_address}.1"
             self._next_address = self._next_address % 250 + 1
-            process = OperatorProcess(deployment=name, release=release, address=address,
+            process = OperatorProcess(release=release, address=address,
                                       workdir=self.workroot / f"{name}-{address}", digest=digest)
             process.start(binary, container, pod, self.admin_kubeconfig)
             log.info("%s: started operator %s for %s on %s, pid %s", self.cluster, release,
@@ -166,7 +165,7 @@ class RealOperators:
 
     def _died(self, name: str, slot: _Slot) -> None:
         slot.restarts += 1
-        delay = min(2 ** min(slot.restarts, 5), MAX_BACKOFF)
+        delay = restart_delay(slot.restarts)
         log.warning("%s: operator for %s exited with %s (restart %d in %ds); see %s",
                     self.cluster, name, slot.process.proc.returncode, slot.restarts, delay,
                     slot.process.log_path)
