@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kubeconfig, stages
+from . import kubeconfig, pod_port_forwards, stages
 from .pki import ClusterPKI
 from .progress import FleetError
 
@@ -171,6 +171,8 @@ class Cluster:
                 f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
                 "--audit-log-maxbackup=0", "--audit-log-mode=blocking",
+                # KWOK's nodes have an InternalIP and a Hostname that nothing resolves.
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false", "--v=0"]
 
     def _controller_manager(self) -> list:
@@ -207,7 +209,9 @@ class Cluster:
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 f"--cidr={spec.pod_cidr}", f"--node-ip={spec.node_ip}",
-                f"--server-address=127.0.0.1:{spec.kwok_port}"]
+                # The nodes' kubelet: where the apiserver sends port-forwards (pod_port_forwards).
+                f"--server-address={spec.node_ip}:{spec.kwok_port}",
+                f"--node-port={spec.kwok_port}", "--enable-crds=PortForward"]
 
     # ------------------------------------------------------------ processes
 
@@ -276,6 +280,13 @@ class Cluster:
         if proc.returncode != 0:
             raise FleetError(f"{self.spec.name}: kubectl {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout
+
+    def install_kwok_crds(self) -> None:
+        """KWOK's PortForward CRD, which KWOK watches (`--enable-crds`) from its start."""
+        crd = pod_port_forwards.port_forward_crd()
+        self.kubectl("apply", "--server-side", "-f", str(crd))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                     "crd/portforwards.kwok.x-k8s.io")
 
     def create_fake_nodes(self) -> None:
         nodes = [fake_node(f"kwok-node-{i + 1}", f"zone-{'abc'[i % 3]}") for i in range(FAKE_NODES)]

@@ -177,12 +177,15 @@ class Fleet:
         return found
 
     def _start(self) -> None:
-        netns.create(self.netns, [c.spec.service_cidr for c in self.clusters])
+        netns.create(self.netns, [cidr for c in self.clusters
+                                  for cidr in (c.spec.service_cidr, f"{c.spec.node_ip}/32")])
         netns.enter(self.netns)
         for cluster in self.clusters:
             cluster.prepare(self.real_istiod)
         self._start_component("etcd", lambda c: c.wait_etcd())
         self._start_component("kube-apiserver", lambda c: c.wait_apiserver())
+        for cluster in self.clusters:
+            cluster.install_kwok_crds()
         for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
             self._start_component(component, None)
         for cluster in self.clusters:
@@ -195,7 +198,8 @@ class Fleet:
     def _start_component(self, component: str, wait) -> None:
         for cluster in self.clusters:
             port = component_port(cluster.spec, component)
-            if port and port_in_use(port):
+            address = cluster.spec.node_ip if component == "kwok" else "127.0.0.1"
+            if port and port_in_use(port, address):
                 raise FleetError(f"{cluster.spec.name}: port {port} for {component} is already in "
                                  f"use in network namespace {self.netns}")
             cluster.start(component)
@@ -216,9 +220,14 @@ class Fleet:
         self.save()
         deadline = time.monotonic() + timeout
         while not (self.standin_dir / "ca.crt").exists():
-            if not self.standin_alive() or time.monotonic() > deadline:
-                raise FleetError(f"the istiod stand-in did not start; see {log_file}: "
+            if proc.poll() is not None:
+                raise FleetError(f"the istiod stand-in exited with {proc.returncode} at start "
+                                 f"(negative: killed by that signal); see {log_file}: "
                                  f"{last_line(log_file)}")
+            if time.monotonic() > deadline:
+                raise FleetError(f"the istiod stand-in wrote no CA within {timeout}s (pid "
+                                 f"{proc.pid}, {'alive' if self.standin_alive() else 'not found'}"
+                                 f"); see {log_file}: {last_line(log_file)}")
             time.sleep(0.1)
 
     def _write_client_files(self) -> None:
@@ -298,11 +307,11 @@ def component_port(spec: ClusterSpec, component: str):
             "kube-scheduler": spec.scheduler_port, "kwok": spec.kwok_port}.get(component)
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, address: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((address, port))
         except OSError:
             return True
     return False

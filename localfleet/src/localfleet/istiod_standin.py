@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import istiod_webhooks, operator_process
+from . import istiod_webhooks, operator_process, pod_port_forwards
 from .fleet import Fleet
 from .istiod_supervisor import Forwarder, RealIstiods
 
@@ -51,7 +51,7 @@ MAX_REVIEW_BYTES = 16 << 20
 FAIL_CLOSE_READY = ("denied the request", "the server could not find the requested resource",
                     "does not support dry run")  # istiod's isDryRunOfInvalidConfigRejected
 
-KUBELET_USER = "system:localfleet:kubelet"  # who marks real istiods' pods serving
+KUBELET_USER = "system:localfleet:kubelet"  # marks real istiods serving, forwards pod ports
 
 log = logging.getLogger("istiod-standin")
 
@@ -346,14 +346,17 @@ class ClusterAgent:
         self.listeners = {}  # ClusterIP -> Listener or Forwarder
         self.revisions = {}  # name -> Revision, for those the stand-in serves
         self.real = None
+        self.pods = self._collection(
+            f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Distiod")
+        kubelet = self.api.acting_as(KUBELET_USER, "localfleet-kubelet", ("system:masters",))
         if standin.real_istiod:
             self.deployments = self._collection(
                 f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments?labelSelector=app%3Distiod")
-            self.pods = self._collection(
-                f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Distiod")
-            kubelet = self.api.acting_as(KUBELET_USER, "localfleet-kubelet", ("system:masters",))
             self.real = RealIstiods(self.name, cluster.spec.index, kubelet,
                                     cluster.kubeconfig_path("admin"), cluster.dir / "istiod")
+        self.debug = pod_port_forwards.DebugEndpoint(
+            pod_port_forwards.debug_address(cluster.spec.index))
+        self.port_forwards = pod_port_forwards.PortForwards(self.name, kubelet)
         # The IstioOperator engine's operators (Istio 1.22, 1.23) run whichever istiod serves.
         self.operator_deployments = self._collection(
             f"/apis/apps/v1/namespaces/{operator_process.NAMESPACE}/deployments")
@@ -369,9 +372,9 @@ class ClusterAgent:
 
     def start(self):
         collections = [self.services, self.slices, self.injectors, self.validators,
-                       self.operator_deployments, self.operator_pods]
+                       self.operator_deployments, self.operator_pods, self.pods]
         if self.real:
-            collections += [self.deployments, self.pods]
+            collections.append(self.deployments)
         for collection in collections:
             collection.start()
         threading.Thread(target=self._loop, daemon=True, name=f"{self.name} reconcile").start()
@@ -390,6 +393,7 @@ class ClusterAgent:
         self.operators.reconcile(self.operator_deployments.items(), self.operator_pods.items())
         if self.real:
             self.real.reconcile(self.deployments.items(), self.pods.items())
+        self.port_forwards.reconcile(self.pods.items(), self._ports_of)
         ready = self.ready_services()
         self._update_revisions({ip: svc for ip, svc in ready.items()
                                 if not self._real_revision(svc)})
@@ -397,6 +401,15 @@ class ClusterAgent:
         for revision in list(self.revisions.values()):
             self._patch_injectors(revision)
             self._patch_validators(revision)
+
+    def _ports_of(self, pod: dict):
+        """Where an istiod pod's ports are served: its revision's ready real istiod (None while
+        it starts), else the stand-in's debug endpoint."""
+        revision = (pod["metadata"].get("labels") or {}).get(REV_LABEL) or "default"
+        if self.real and self.real.handles(revision):
+            process = self.real.serving(revision)
+            return process.address if process else None
+        return self.debug.address
 
     # -------------------------------------------------------- readiness
 

@@ -1,5 +1,5 @@
-"""The fleet's own network namespace: only `lo` is up, and each cluster's Service CIDR is
-made locally deliverable there, so nothing the fleet dials can leave the machine."""
+"""The fleet's own network namespace: only `lo` is up, and each cluster's Service CIDR and node
+address are made locally deliverable there, so nothing the fleet dials can leave the machine."""
 
 import os
 import subprocess

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from localfleet import audit, charts, gobuild, netns, stages, versions
+from localfleet import audit, charts, gobuild, netns, pod_port_forwards, stages, versions
 from localfleet.fleet import Fleet
 from localfleet.waits import wait_until
 
@@ -214,6 +214,31 @@ def test_gateway_chart_pods_get_the_revisions_proxy_image(istio):
     assert not pods[0].spec.init_containers
     assert injection_status(pods[0])["initContainers"] is None
     istio.helm("uninstall", "gw", namespace=namespace)
+
+
+def test_an_istiod_pods_monitoring_port_answers_through_a_port_forward(istio):
+    """What istioctl and the IstioOperator's operator ask before removing a revision: the
+    stand-in has no proxies connected, and says so through the pod's port-forward."""
+    pod = istio.core.list_namespaced_pod(
+        ISTIO_NS, label_selector=f"app=istiod,istio.io/rev={REVISION}").items[0].metadata
+    forward = wait_until(lambda: _port_forward(istio, pod.name), what=f"PortForward {pod.name}")
+    assert forward["metadata"]["ownerReferences"][0]["uid"] == pod.uid
+    status, body = pod_port_forwards.get_through_port_forward(
+        istio.cluster, pod.name, 15014, "/debug/syncz")
+    assert (status, json.loads(body)) == (200, [])
+    status, _ = pod_port_forwards.get_through_port_forward(
+        istio.cluster, pod.name, 15014, "/debug/unknown")
+    assert status == 404
+
+
+def _port_forward(istio, name):
+    try:
+        return istio.custom.get_namespaced_custom_object(
+            "kwok.x-k8s.io", "v1alpha1", ISTIO_NS, "portforwards", name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
 
 
 def test_validation_accepts_well_formed_config_and_denies_rejected_config(istio):

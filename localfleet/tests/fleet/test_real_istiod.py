@@ -4,6 +4,7 @@ started for this module; the tests build on each other in file order. The previo
 binaries are built only on request (`localfleet build istio-1.30.3`); without them its revision
 is served by the stand-in, side by side with the real istiod of the default release."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from localfleet import charts, gobuild, istiod_process, netns, stages, versions
+from localfleet import charts, gobuild, istiod_process, netns, pod_port_forwards, stages, versions
 from localfleet.fleet import Fleet
 from localfleet.waits import wait_until
 
@@ -128,6 +129,18 @@ def test_a_pod_is_injected_with_the_template_of_its_revisions_release(real):
         # parts of the release template the stand-in never renders
         rendered = {"ISTIO_META_CLUSTER_ID", "ISTIO_META_MESH_ID", "TRUST_DOMAIN", "CA_ADDR"}
         assert (rendered <= env) == by_istiod, revision
+
+
+def test_a_port_forward_to_an_istiod_pod_reaches_its_pilot_discovery(real):
+    pod = real.core.list_namespaced_pod(
+        ISTIO_NS, label_selector=f"app=istiod,istio.io/rev={REVISION}").items[0].metadata.name
+    status, body = pod_port_forwards.get_through_port_forward(real.cluster, pod, 15014,
+                                                              "/version")
+    assert status == 200, body
+    assert body.startswith(f"{RELEASE}-")  # pilot-discovery's own build, e.g. 1.31.0-<commit>-Clean
+    status, body = pod_port_forwards.get_through_port_forward(real.cluster, pod, 15014,
+                                                              "/debug/syncz")
+    assert (status, json.loads(body)) == (200, [])  # no proxy is connected
 
 
 def test_the_validator_rejects_an_invalid_virtual_service_through_istiod(real):
