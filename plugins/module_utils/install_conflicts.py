@@ -14,21 +14,31 @@ Pure: reads mesh_info's facts (the `mesh` it returns).
 from __future__ import annotations
 
 
-def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False):
-    """Why installing `revision` with `tags` (the default and stable tag) cannot go on.
+def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False, engine="helm"):
+    """Why installing `revision` with `tags` (the default and stable tag) by `engine` (helm, or
+    operator: meshfleet's IstioOperators) cannot go on.
 
     `canary`: the revision goes in beside the installed ones (upgrade.yml). An istioctl install
     under another revision name (or none), or a non-revisioned Helm release of istiod, is then no
     conflict: the upgrade moves its tags and workloads to the new revision."""
     found = [kubernetes_problem] if kubernetes_problem else []
     revisions = mesh.get("revisions", {})
-    operated = sorted(name for name, r in revisions.items() if r.get("engine") == "operator")
-    if operated:
-        found.append("an IstioOperator manages the installed Istio (revision(s) %s); meshfleet "
-                     "does not take over operator-managed control planes yet: keep managing "
-                     "them with the operator" % ", ".join(operated))
+    foreign = sorted(name for name, r in revisions.items()
+                     if r.get("engine") == "operator" and not r.get("meshfleet_operator"))
+    own = sorted(name for name, r in revisions.items() if r.get("meshfleet_operator"))
+    if foreign:
+        found.append("an IstioOperator meshfleet did not write manages the installed Istio "
+                     "(revision(s) %s); meshfleet does not take over those control planes yet: "
+                     "keep managing them with the operator" % ", ".join(foreign))
+    elif engine == "operator":
+        found += _not_meshfleets(dict((n, r) for n, r in revisions.items() if n not in own),
+                                 revision, canary, mine="operator")
     else:
-        found += _not_meshfleets(revisions, revision, canary)
+        if own and not canary:
+            found.append("meshfleet's operator engine manages revision(s) %s: set "
+                         "meshfleet_istio_engine: operator to keep it" % ", ".join(own))
+        found += _not_meshfleets(dict((n, r) for n, r in revisions.items() if n not in own),
+                                 revision, canary)
     for overlap in mesh.get("overlapping_webhooks", []):
         found.append("injection webhooks overlap on %s: %s; remove or neutralise all but one"
                      % (overlap["claim"], ", ".join(overlap["configurations"])))
@@ -41,12 +51,18 @@ TAKE_OVER = ("take it over with the upgrade playbook (meshfleet_target_version: 
              "and removes it once nothing uses it")
 
 
-def _not_meshfleets(revisions, revision, canary):
+def _not_meshfleets(revisions, revision, canary, mine="helm"):
     """Control planes meshfleet cannot install beside, or (outside a canary) takes over only
-    through the upgrade playbook, each with the way out."""
+    through the upgrade playbook, each with the way out. `mine`: the engine of this install
+    (its Helm releases are meshfleet's; with the operator engine, no Helm release is)."""
     found = []
     for name, facts in sorted(revisions.items()):
         engine = facts.get("engine")
+        if mine != "helm" and engine == "helm":
+            found.append("the istiod %s (Deployment %s) is a Helm release: the operator engine "
+                         "does not install beside Helm; install with the Helm engine"
+                         % (name, facts.get("deployment")))
+            continue
         what = "%s istiod %s (Deployment %s, Istio %s)" % (
             "the non-revisioned" if name == "default" else "the", name, facts.get("deployment"),
             facts.get("version") or "of unknown version")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ansible_collections.meshfleet.istio.plugins.module_utils import (
     helm_drift,
     injectors,
+    istio_operator_spec,
     revision_usage,
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
@@ -55,6 +56,8 @@ OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
 # carry the owning-resource label above too, as "unknown").
 OPERATOR_MANAGED_LABEL = "operator.istio.io/managed"
 OPERATOR_VERSION_LABEL = "operator.istio.io/version"
+ISTIO_OPERATOR_CRD = "istiooperators.install.istio.io"
+ISTIO_OPERATOR_API = "install.istio.io/v1alpha1"
 MAX_NAMED = 3  # pods a problem names before it only counts them
 # The parts of a Service port the stable Service keeps when it adopts a Service (nodePort too, so
 # a NodePort or LoadBalancer Service keeps its node ports).
@@ -82,6 +85,8 @@ def read_cluster(cluster, istio_namespace="istio-system", helm_releases=False):
         "crds": cluster.list("apiextensions.k8s.io/v1", "CustomResourceDefinition",
                              metadata_only=True),
     }
+    if any(meta_of(crd).get("name") == ISTIO_OPERATOR_CRD for crd in raw["crds"]):
+        raw["istio_operators"] = cluster.list(ISTIO_OPERATOR_API, "IstioOperator")
     if helm_releases:
         namespaces = [istio_namespace] + [meta_of(d)["namespace"] for d in raw["deployments"]]
         raw["helm_releases"] = [helm_drift.summary(entry) for entry in
@@ -121,7 +126,22 @@ class MeshSnapshot(object):
                 "ready": ready >= 1 and ready >= min(wanted, 1),
                 "engine": engine_of(deployment),
             }
+            revisions[revision].update(self._istio_operator_of(deployment))
         return revisions
+
+    def _istio_operator_of(self, deployment):
+        """For an operator-made istiod: the IstioOperator that owns it, and whether meshfleet
+        wrote that IstioOperator (its operator engine)."""
+        owner = labels_of(deployment).get(OPERATOR_OWNER_LABEL, "")
+        if engine_of(deployment) != "operator":
+            return {}
+        namespace = labels_of(deployment).get(OPERATOR_OWNER_LABEL + "-namespace",
+                                              self.istio_namespace)
+        found = [iop for iop in self.raw.get("istio_operators", [])
+                 if meta_of(iop).get("name") == owner
+                 and meta_of(iop).get("namespace") == namespace]
+        return {"istio_operator": owner,
+                "meshfleet_operator": bool(found) and istio_operator_spec.is_meshfleets(found[0])}
 
     def _tags(self):
         tags = {}
@@ -466,10 +486,10 @@ class MeshSnapshot(object):
                              "release meshfleet did not install: meshfleet does not manage it; "
                              "upgrade.yml takes it over"
                              % (facts["deployment"], facts["version"] or "?"))
-            elif facts["engine"] == "operator":
-                found.append("istiod %s (Deployment %s, Istio %s) is managed by an IstioOperator: "
-                             "meshfleet does not manage it" % (name, facts["deployment"],
-                                                               facts["version"] or "?"))
+            elif facts["engine"] == "operator" and not facts.get("meshfleet_operator"):
+                found.append("istiod %s (Deployment %s, Istio %s) is managed by an IstioOperator "
+                             "meshfleet did not write: meshfleet does not manage it"
+                             % (name, facts["deployment"], facts["version"] or "?"))
         return found
 
     # ------------------------------------------------------------ the invariants

@@ -21,6 +21,8 @@ description:
     by, so both name the same uses. These are tags, namespaces, pods other than the revision's
     own istiod and gateway pods, Services outside its releases whose selector names it or one of
     its tags, and the default validator.
+  - Where the IstioOperator CRD exists, also lists the IstioOperators, to tell meshfleet's
+    operator engine from an IstioOperator written by hand or by istioctl.
   - Also reads the cluster's upgrade record (the ConfigMap C(kube-system/meshfleet-upgrade) kept
     by M(meshfleet.istio.upgrade_record)) with one GET.
 extends_documentation_fragment:
@@ -62,7 +64,11 @@ mesh:
       type: str
       sample: helm
     revisions:
-      description: Control-plane revisions by name, with version, readiness, tags, engine and what uses them.
+      description:
+        - Control-plane revisions by name, with version, readiness, tags, engine and what uses them.
+        - An operator-made revision (I(engine=operator)) also has I(istio_operator), the
+          IstioOperator that owns its istiod, and I(meshfleet_operator), whether meshfleet's
+          operator engine wrote that IstioOperator (label C(app.kubernetes.io/managed-by=meshfleet)).
       type: dict
       sample: {"1-31-0": {"version": "1.31.0", "ready": true, "replicas": 2, "ready_replicas": 2,
                "engine": "helm", "tags": ["default", "prod-stable"], "in_use": ["tag default"]}}

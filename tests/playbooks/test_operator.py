@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from localfleet import netns, operator_process
+from localfleet import audit, netns, operator_process
 from localfleet.fleet import Fleet
 from localfleet.waits import wait_until
 
@@ -20,6 +20,7 @@ OLD, NEW = "1.22.8", "1.23.6"
 OPERATOR_NS = "istio-operator"
 CRD = "istiooperators.install.istio.io"
 PLAYBOOK = REPO / "tests" / "playbooks" / "files" / "operator.yml"
+ENGINE_PLAYBOOK = REPO / "tests" / "playbooks" / "files" / "operator_engine.yml"
 
 
 class OperatorFleet:
@@ -36,6 +37,20 @@ class OperatorFleet:
         return self._run_playbook(PLAYBOOK, timeout=600, inventory=self.fleet.inventory,
                                   extra_vars={"operator_version": version, "operator_state": state},
                                   check=check, diff=diff)
+
+    def run_engine(self, version, canary=False, check=False, diff=False):
+        return self._run_playbook(ENGINE_PLAYBOOK, timeout=900, inventory=self.fleet.inventory,
+                                  extra_vars={"istio_version": version, "canary": canary},
+                                  check=check, diff=diff)
+
+    def istiods(self):
+        return {d.metadata.name: d for d in
+                self.apps.list_namespaced_deployment("istio-system").items}
+
+    def tag_revision(self, tag):
+        webhook = client.AdmissionregistrationV1Api(self.apps.api_client) \
+            .read_mutating_webhook_configuration(f"istio-revision-tag-{tag}")
+        return webhook.metadata.labels["istio.io/rev"]
 
     def deployment_names(self):
         return sorted(d.metadata.name for d in
@@ -133,29 +148,67 @@ def test_two_revisions_operators_run_side_by_side_on_one_crd(old_cluster):
     assert old_cluster.lease_holder(old)
 
 
-def test_an_istiooperator_is_reconciled_by_its_own_revisions_operator(old_cluster):
-    old = OLD.replace(".", "-")
-    _namespace(old_cluster, "istio-system")
+def _create_control_plane(old_cluster, release):
+    revision = release.replace(".", "-")
     old_cluster.custom.create_namespaced_custom_object(
         "install.istio.io", "v1alpha1", "istio-system", "istiooperators",
         {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
-         "metadata": {"name": f"istiod-{old}", "namespace": "istio-system"},
-         "spec": {"profile": "minimal", "revision": old, "hub": "docker.io/istio",
-                  "tag": OLD, "components": {"base": {"enabled": False}},
+         "metadata": {"name": f"istiod-{revision}", "namespace": "istio-system"},
+         "spec": {"profile": "minimal", "revision": revision, "hub": "docker.io/istio",
+                  "tag": release, "components": {"base": {"enabled": False}},
                   "values": {"global": {"istioNamespace": "istio-system"}}}})
+    wait_until(lambda: _iop_status(old_cluster, f"istiod-{revision}") == "HEALTHY", timeout=240,
+               what=f"IstioOperator istiod-{revision} HEALTHY")
 
-    def status():
+
+def _iop_status(old_cluster, name):
+    """The IstioOperator's status.status; None while it has none, "gone" once deleted."""
+    try:
         found = old_cluster.custom.get_namespaced_custom_object(
-            "install.istio.io", "v1alpha1", "istio-system", "istiooperators", f"istiod-{old}")
-        return (found.get("status") or {}).get("status")
+            "install.istio.io", "v1alpha1", "istio-system", "istiooperators", name)
+    except ApiException as err:
+        if err.status == 404:
+            return "gone"
+        raise
+    return (found.get("status") or {}).get("status")
 
-    wait_until(lambda: status() == "HEALTHY", timeout=240,
-               what=f"IstioOperator istiod-{old} HEALTHY")
+
+def test_an_istiooperator_is_reconciled_by_its_own_revisions_operator(old_cluster):
+    old = OLD.replace(".", "-")
+    _namespace(old_cluster, "istio-system")
+    _create_control_plane(old_cluster, OLD)
     istiod = old_cluster.apps.read_namespaced_deployment(f"istiod-{old}", "istio-system")
     labels = istiod.metadata.labels
     assert labels["install.operator.istio.io/owning-resource"] == f"istiod-{old}"
     assert labels["operator.istio.io/version"] == OLD
     assert istiod.spec.template.spec.containers[0].image == f"docker.io/istio/pilot:{OLD}"
+
+
+def test_deleting_an_istiooperator_prunes_only_its_revision_once_its_istiod_has_no_proxies(
+        old_cluster):
+    """The operator asks each Running istiod pod of the revision for its connected proxies
+    (`/debug/syncz` through a port-forward) before it removes the revision's objects and lets
+    its IstioOperator go; the other revision's control plane stays."""
+    old, new = OLD.replace(".", "-"), NEW.replace(".", "-")
+    _create_control_plane(old_cluster, NEW)
+    since = audit.mark(old_cluster.cluster.audit_log)
+    old_cluster.custom.delete_namespaced_custom_object(
+        "install.istio.io", "v1alpha1", "istio-system", "istiooperators", f"istiod-{old}")
+    wait_until(lambda: _iop_status(old_cluster, f"istiod-{old}") == "gone", timeout=240,
+               what=f"IstioOperator istiod-{old} removed by its operator")
+    istiods = sorted(d.metadata.name for d in
+                     old_cluster.apps.list_namespaced_deployment("istio-system").items)
+    assert istiods == [f"istiod-{new}"]
+    assert old_cluster.core.read_namespaced_service(f"istiod-{new}", "istio-system")
+    with pytest.raises(ApiException) as gone:
+        old_cluster.core.read_namespaced_service(f"istiod-{old}", "istio-system")
+    assert gone.value.status == 404
+    forwards = [e for e in audit.events(old_cluster.cluster.audit_log, since)
+                if (e.get("objectRef") or {}).get("subresource") == "portforward"
+                and e.get("stage") == "ResponseComplete"]
+    asked = {(audit.acting_user(e), e["objectRef"]["name"].rsplit("-", 2)[0]) for e in forwards}
+    assert (f"system:serviceaccount:{OPERATOR_NS}:istio-operator-{old}", f"istiod-{old}") in asked
+    assert _iop_status(old_cluster, f"istiod-{new}") == "HEALTHY"
 
 
 def _namespace(old_cluster, name):
@@ -180,4 +233,87 @@ def test_removing_one_revisions_operator_leaves_the_other_and_the_shared_crd(old
     assert old_cluster.extensions.read_custom_resource_definition(CRD).metadata.name == CRD
     assert old_cluster.ready_operator(new)
     again = old_cluster.run(OLD, state="absent")
+    assert again.rc == 0 and again.changed() == {"cluster1": 0}, again.output[-4000:]
+
+
+# ---------------------------------------------------------------- the operator engine
+
+def test_the_operator_engine_installs_a_revision_through_its_own_istiooperator(old_cluster):
+    """From a cluster with no control plane: the revision's operator, then meshfleet's
+    IstioOperator istiod-<rev> (with the base component), reconciled by the real operator,
+    then the default and stable tags."""
+    new = NEW.replace(".", "-")
+    old_cluster.custom.delete_namespaced_custom_object(
+        "install.istio.io", "v1alpha1", "istio-system", "istiooperators", f"istiod-{new}")
+    wait_until(lambda: _iop_status(old_cluster, f"istiod-{new}") == "gone", timeout=240,
+               what=f"the hand-written IstioOperator istiod-{new} removed")
+    old = OLD.replace(".", "-")
+    result = old_cluster.run_engine(OLD)
+    assert result.rc == 0, result.output[-4000:]
+    iop = old_cluster.custom.get_namespaced_custom_object(
+        "install.istio.io", "v1alpha1", "istio-system", "istiooperators", f"istiod-{old}")
+    assert iop["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshfleet"
+    assert iop["status"]["status"] == "HEALTHY"
+    istiod = old_cluster.istiods()[f"istiod-{old}"]
+    assert istiod.metadata.labels["install.operator.istio.io/owning-resource"] == f"istiod-{old}"
+    assert (istiod.status.ready_replicas or 0) >= 1
+    assert istiod.spec.template.spec.containers[0].image == f"docker.io/istio/pilot:{OLD}"
+    assert old_cluster.tag_revision("default") == old
+    assert old_cluster.tag_revision("prod-stable") == old
+    # the base component: the Istio CRDs of 1.22.8
+    crd = old_cluster.extensions.read_custom_resource_definition("virtualservices.networking.istio.io")
+    assert crd.metadata.labels["install.operator.istio.io/owning-resource"] == f"istiod-{old}"
+    # The operator writes the default tag itself after the first install (`istioctl tag
+    # generate`'s objects, with its owner labels, marked not to be pruned while it reconciles);
+    # meshfleet keeps it where it points. Deleting the IstioOperator would delete it while it
+    # still carries the revision's label: tags move before a revision goes.
+    validator = client.AdmissionregistrationV1Api(old_cluster.apps.api_client) \
+        .read_validating_webhook_configuration("istiod-default-validator")
+    labels = validator.metadata.labels
+    assert labels["istio.io/rev"] == old
+    assert labels["install.operator.istio.io/owning-resource"] == f"istiod-{old}"
+    assert labels["install.operator.istio.io/owning-resource-not-pruned"] == "true"
+    # the ingress gateway: the operator's Deployment of the revision, behind meshfleet's
+    # stable Service
+    gateway = old_cluster.apps.read_namespaced_deployment(f"istio-ingressgateway-{old}",
+                                                         "istio-gateways")
+    assert gateway.metadata.labels["install.operator.istio.io/owning-resource"] == \
+        f"istio-ingressgateway-{old}"
+    assert (gateway.status.ready_replicas or 0) >= 2  # the HPA's minimum
+    stable = old_cluster.core.read_namespaced_service("istio-ingressgateway", "istio-gateways")
+    assert stable.spec.selector == {"istio": "ingressgateway", "istio.io/rev": old}
+    pods = old_cluster.core.list_namespaced_pod(
+        "istio-gateways", label_selector=f"istio=ingressgateway,istio.io/rev={old}").items
+    assert pods and all(p.metadata.annotations.get("istio.io/rev") == old for p in pods)
+
+
+def test_a_second_operator_engine_run_changes_nothing_and_writes_nothing(old_cluster):
+    writes = WriteCounter(old_cluster.fleet)
+    result = old_cluster.run_engine(OLD)
+    assert result.rc == 0, result.output[-4000:]
+    assert result.changed() == {"cluster1": 0}
+    assert writes.writes() == {"cluster1": []}
+
+
+def test_check_mode_predicts_the_canary_istiooperator_and_writes_nothing(old_cluster):
+    writes = WriteCounter(old_cluster.fleet)
+    result = old_cluster.run_engine(NEW, canary=True, check=True, diff=True)
+    assert result.rc == 0, result.output[-4000:]
+    assert f"istiod-{NEW.replace('.', '-')}" in result.output
+    assert writes.writes() == {"cluster1": []}
+
+
+def test_a_canary_revision_by_the_operator_engine_runs_beside_the_first(old_cluster):
+    old, new = OLD.replace(".", "-"), NEW.replace(".", "-")
+    result = old_cluster.run_engine(NEW, canary=True)
+    assert result.rc == 0, result.output[-4000:]
+    assert {f"istiod-{old}", f"istiod-{new}"} <= set(old_cluster.istiods())
+    canary = old_cluster.custom.get_namespaced_custom_object(
+        "install.istio.io", "v1alpha1", "istio-system", "istiooperators", f"istiod-{new}")
+    assert canary["spec"]["components"]["base"] == {"enabled": False}
+    assert old_cluster.tag_revision("default") == old  # a canary moves no tag
+    old_cluster.apps.read_namespaced_deployment(f"istio-ingressgateway-{new}", "istio-gateways")
+    stable = old_cluster.core.read_namespaced_service("istio-ingressgateway", "istio-gateways")
+    assert stable.spec.selector["istio.io/rev"] == old  # the cut-over is the upgrade's
+    again = old_cluster.run_engine(NEW, canary=True)
     assert again.rc == 0 and again.changed() == {"cluster1": 0}, again.output[-4000:]

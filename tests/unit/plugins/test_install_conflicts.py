@@ -58,8 +58,9 @@ def test_every_conflict_is_listed_at_once_with_its_way_out():
     assert install_conflicts(broken, "1-31-0", TAGS, "Kubernetes v1.20 is too old",
                              canary=True) == [
         "Kubernetes v1.20 is too old",
-        "an IstioOperator manages the installed Istio (revision(s) 1-22-8); meshfleet does not "
-        "take over operator-managed control planes yet: keep managing them with the operator",
+        "an IstioOperator meshfleet did not write manages the installed Istio (revision(s) "
+        "1-22-8); meshfleet does not take over those control planes yet: keep managing them "
+        "with the operator",
         "injection webhooks overlap on namespace istio-injection=enabled: a, b; remove or "
         "neutralise all but one",
         "tag default points at revision 1-29-0, which is not installed: move it to an installed "
@@ -78,3 +79,37 @@ def test_a_non_revisioned_helm_release_is_taken_over_by_the_upgrade_not_by_insta
         "meshfleet's revision beside it, moves its tags and workloads, and removes it once "
         "nothing uses it"]
     assert install_conflicts(helm_default, "1-31-0", TAGS, canary=True) == []
+
+
+OWN_OPERATOR = {"ready": True, "engine": "operator", "deployment": "istiod-1-22-8",
+                "version": "1.22.8", "istio_operator": "istiod-1-22-8",
+                "meshfleet_operator": True}
+
+
+def test_meshfleets_own_istiooperators_are_no_conflict_for_the_operator_engine():
+    own = mesh(engine="operator", revisions={"1-22-8": OWN_OPERATOR},
+               tags={"default": "1-22-8", "prod-stable": "1-22-8"})
+    assert install_conflicts(own, "1-22-8", TAGS, engine="operator") == []
+    assert install_conflicts(own, "1-23-6", TAGS, canary=True, engine="operator") == []
+
+
+def test_a_helm_install_over_meshfleets_operator_engine_names_the_engine_setting():
+    own = mesh(engine="operator", revisions={"1-22-8": OWN_OPERATOR},
+               tags={"default": "1-22-8", "prod-stable": "1-22-8"})
+    assert install_conflicts(own, "1-22-8", TAGS) == [
+        "meshfleet's operator engine manages revision(s) 1-22-8: set meshfleet_istio_engine: "
+        "operator to keep it"]
+
+
+def test_the_operator_engine_does_not_install_beside_a_helm_release():
+    assert install_conflicts(mesh(), "1-22-8", TAGS, engine="operator") == [
+        "the istiod 1-31-0 (Deployment istiod-1-31-0) is a Helm release: the operator engine "
+        "does not install beside Helm; install with the Helm engine"]
+
+
+def test_an_istiooperator_written_by_hand_is_refused_by_both_engines():
+    foreign = mesh(engine="operator", tags={},
+                   revisions={"1-22-8": dict(OWN_OPERATOR, meshfleet_operator=False)})
+    for engine in ("helm", "operator"):
+        [refusal] = install_conflicts(foreign, "1-22-8", TAGS, engine=engine)
+        assert refusal.startswith("an IstioOperator meshfleet did not write manages")

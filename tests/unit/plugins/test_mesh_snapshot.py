@@ -120,6 +120,28 @@ def test_an_istioctl_install_is_told_from_helm_with_its_real_version_and_reporte
             "Helm: meshfleet does not manage it; upgrade.yml takes it over") in snap.problems()
 
 
+def test_an_istiod_of_meshfleets_own_istiooperator_is_told_from_a_hand_written_ones():
+    def operated(owner):
+        deployment = istiod("1-22-8", "1.22.8")
+        deployment["metadata"]["labels"].update({
+            "install.operator.istio.io/owning-resource": owner,
+            "install.operator.istio.io/owning-resource-namespace": "istio-system"})
+        return deployment
+
+    iops = [{"metadata": {"name": "istiod-1-22-8", "namespace": "istio-system",
+                          "labels": {"app.kubernetes.io/managed-by": "meshfleet"}}},
+            {"metadata": {"name": "by-hand", "namespace": "istio-system"}}]
+    own = snapshot(deployments=[operated("istiod-1-22-8")], istio_operators=iops)
+    assert own.revisions["1-22-8"]["istio_operator"] == "istiod-1-22-8"
+    assert own.revisions["1-22-8"]["meshfleet_operator"] is True
+    assert not any("IstioOperator" in problem for problem in own.problems())
+    hand = snapshot(deployments=[operated("by-hand")], istio_operators=iops)
+    assert hand.revisions["1-22-8"]["meshfleet_operator"] is False
+    gone = snapshot(deployments=[operated("istiod-1-22-8")])  # no IstioOperator CRD read
+    assert gone.revisions["1-22-8"]["meshfleet_operator"] is False
+    assert "istio_operator" not in snapshot().revisions["1-31-0"]
+
+
 def test_an_operator_owned_istiod_is_the_operators():
     deployment = istioctl_istiod()
     deployment["metadata"]["labels"]["install.operator.istio.io/owning-resource"] = "control-plane"
