@@ -26,19 +26,18 @@ def install_conflicts(mesh, revision, tags, kubernetes_problem="", canary=False,
     foreign = sorted(name for name, r in revisions.items()
                      if r.get("engine") == "operator" and not r.get("meshfleet_operator"))
     own = sorted(name for name, r in revisions.items() if r.get("meshfleet_operator"))
+    others = dict((n, r) for n, r in revisions.items() if n not in own)
     if foreign:
         found.append("an IstioOperator meshfleet did not write manages the installed Istio "
                      "(revision(s) %s); meshfleet does not take over those control planes yet: "
                      "keep managing them with the operator" % ", ".join(foreign))
     elif engine == "operator":
-        found += _not_meshfleets(dict((n, r) for n, r in revisions.items() if n not in own),
-                                 revision, canary, mine="operator")
+        found += _not_meshfleets(others, revision, canary, mine="operator")
     else:
         if own and not canary:
             found.append("meshfleet's operator engine manages revision(s) %s: set "
                          "meshfleet_istio_engine: operator to keep it" % ", ".join(own))
-        found += _not_meshfleets(dict((n, r) for n, r in revisions.items() if n not in own),
-                                 revision, canary)
+        found += _not_meshfleets(others, revision, canary)
     for overlap in mesh.get("overlapping_webhooks", []):
         found.append("injection webhooks overlap on %s: %s; remove or neutralise all but one"
                      % (overlap["claim"], ", ".join(overlap["configurations"])))

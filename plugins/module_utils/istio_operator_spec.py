@@ -10,7 +10,11 @@ values, which are the Helm engine's values under another key.
 
 from __future__ import annotations
 
-API_VERSION = "install.istio.io/v1alpha1"
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
+    ISTIO_OPERATOR_API,
+    REV_LABEL,
+)
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfleet"}
 # Chart values the Helm engine sets at the top level of the istiod chart that the 1.22/1.23
 # istiod chart reads under `pilot`.
@@ -29,8 +33,9 @@ def control_plane(revision, version, namespace, chart_values, hub="", with_base=
 
     `with_base`: the base component too (the Istio CRDs and istio-reader), on the first
     revision of a cluster only: two operators applying their own release's CRDs would undo each
-    other. Its default validator is never rendered: the `default` tag keeps it
-    (meshfleet.istio.revision_tag), as with Helm."""
+    other. The base chart's own default validator is not rendered: the `default` tag carries
+    it (the operator writes that tag after a first install; meshfleet.istio.revision_tag keeps
+    and moves it)."""
     pilot = dict((key, chart_values[key]) for key in PILOT_VALUE_KEYS if key in chart_values)
     hub, global_values = _hub_and_globals(hub, chart_values.get("global"), namespace)
     values = {"global": global_values, "pilot": pilot}
@@ -53,9 +58,9 @@ def control_plane(revision, version, namespace, chart_values, hub="", with_base=
     if hub:
         spec["hub"] = hub
     return {
-        "apiVersion": API_VERSION, "kind": "IstioOperator",
+        "apiVersion": ISTIO_OPERATOR_API, "kind": "IstioOperator",
         "metadata": {"name": control_plane_name(revision), "namespace": namespace,
-                     "labels": dict(MANAGED_BY, **{"istio.io/rev": revision})},
+                     "labels": dict(MANAGED_BY, **{REV_LABEL: revision})},
         "spec": spec,
     }
 
@@ -64,7 +69,8 @@ def _hub_and_globals(hub, global_values, istio_namespace):
     """The image hub (`hub`, else `global.hub`) as the IstioOperator's spec.hub, and the
     global values without it, telling istiod's namespace."""
     values = dict(global_values or {}, istioNamespace=istio_namespace)
-    return hub or values.pop("hub", ""), dict((k, v) for k, v in values.items() if k != "hub")
+    global_hub = values.pop("hub", "")
+    return hub or global_hub, values
 
 
 def is_meshfleets(istio_operator):
@@ -114,8 +120,8 @@ def gateway(name, kind, revision, version, namespace, istio_namespace, labels, s
     if hub:
         spec["hub"] = hub
     return {
-        "apiVersion": API_VERSION, "kind": "IstioOperator",
+        "apiVersion": ISTIO_OPERATOR_API, "kind": "IstioOperator",
         "metadata": {"name": component_name, "namespace": namespace,
-                     "labels": dict(MANAGED_BY, **{"istio.io/rev": revision})},
+                     "labels": dict(MANAGED_BY, **{REV_LABEL: revision})},
         "spec": spec,
     }

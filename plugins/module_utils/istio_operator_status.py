@@ -15,15 +15,17 @@ from __future__ import annotations
 import time
 
 from ansible_collections.meshfleet.istio.plugins.module_utils.errors import MeshfleetError
+from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
+    ISTIO_OPERATOR_API,
+    OPERATOR_OWNER_LABEL,
+    OPERATOR_VERSION_LABEL,
+)
 from ansible_collections.meshfleet.istio.plugins.module_utils.k8s_objects import (
     labels_of,
     meta_of,
     status_of,
 )
 
-API_VERSION = "install.istio.io/v1alpha1"
-OWNER_LABEL = "install.operator.istio.io/owning-resource"
-VERSION_LABEL = "operator.istio.io/version"
 HEALTHY = "HEALTHY"
 
 
@@ -61,9 +63,9 @@ def standing(name, istio_operator, deployments, version, minimum=1):
     """Where IstioOperator `name` stands (`istio_operator`: as read, None when absent): its
     status, and its Deployments (labelled as made for it) with their Ready replicas, each of
     which needs `minimum`."""
-    made = [d for d in deployments if labels_of(d).get(OWNER_LABEL) == name]
+    made = [d for d in deployments if labels_of(d).get(OPERATOR_OWNER_LABEL) == name]
     entries = [{"name": meta_of(d)["name"], "namespace": meta_of(d).get("namespace"),
-                "version": labels_of(d).get(VERSION_LABEL, ""),
+                "version": labels_of(d).get(OPERATOR_VERSION_LABEL, ""),
                 "ready": status_of(d).get("readyReplicas") or 0} for d in made]
     found = istio_operator or {}
     status = status_of(found).get("status", "") if istio_operator else "absent"
@@ -93,9 +95,9 @@ def describe(entry):
 def read_standing(cluster, wanted):
     result = []
     for item in wanted:
-        found = cluster.get(API_VERSION, "IstioOperator", item["name"], item["namespace"])
+        found = cluster.get(ISTIO_OPERATOR_API, "IstioOperator", item["name"], item["namespace"])
         deployments = cluster.list("apps/v1", "Deployment",
-                                   label_selector="%s=%s" % (OWNER_LABEL, item["name"]))
+                                   label_selector="%s=%s" % (OPERATOR_OWNER_LABEL, item["name"]))
         entry = standing(item["name"], found, deployments, item["version"],
                          item.get("minimum") or 1)
         entry["namespace"] = item["namespace"]
@@ -105,8 +107,7 @@ def read_standing(cluster, wanted):
 
 def wait_for_installed(cluster, wanted, timeout, interval, check_mode=False, clock=time):
     """Poll until every IstioOperator of `wanted` ({name, namespace, version, minimum}) is
-    installed;
-    check mode reads once and does not wait."""
+    installed; check mode reads once and does not wait."""
     deadline = clock.monotonic() + timeout
     while True:
         standings = read_standing(cluster, wanted)

@@ -17,6 +17,11 @@ from ansible_collections.meshfleet.istio.plugins.module_utils import (
 )
 from ansible_collections.meshfleet.istio.plugins.module_utils.istio_names import (
     INJECTION_LABEL,
+    ISTIO_OPERATOR_API,
+    ISTIO_OPERATOR_CRD,
+    OPERATOR_OWNER_LABEL,
+    OPERATOR_OWNER_NAMESPACE_LABEL,
+    OPERATOR_VERSION_LABEL,
     REV_LABEL,
     STABLE_SERVICE_LABEL,
     TAG_LABEL,
@@ -51,13 +56,9 @@ from ansible_collections.meshfleet.istio.plugins.module_utils.upgrade_record imp
     record_facts,
 )
 
-OPERATOR_OWNER_LABEL = "install.operator.istio.io/owning-resource"
 # Set by istioctl install and by the in-cluster operator, never by Helm (the charts' own templates
 # carry the owning-resource label above too, as "unknown").
 OPERATOR_MANAGED_LABEL = "operator.istio.io/managed"
-OPERATOR_VERSION_LABEL = "operator.istio.io/version"
-ISTIO_OPERATOR_CRD = "istiooperators.install.istio.io"
-ISTIO_OPERATOR_API = "install.istio.io/v1alpha1"
 MAX_NAMED = 3  # pods a problem names before it only counts them
 # The parts of a Service port the stable Service keeps when it adopts a Service (nodePort too, so
 # a NodePort or LoadBalancer Service keeps its node ports).
@@ -126,17 +127,16 @@ class MeshSnapshot(object):
                 "ready": ready >= 1 and ready >= min(wanted, 1),
                 "engine": engine_of(deployment),
             }
-            revisions[revision].update(self._istio_operator_of(deployment))
+            if revisions[revision]["engine"] == "operator":
+                revisions[revision].update(self._istio_operator_of(deployment))
         return revisions
 
     def _istio_operator_of(self, deployment):
         """For an operator-made istiod: the IstioOperator that owns it, and whether meshfleet
         wrote that IstioOperator (its operator engine)."""
-        owner = labels_of(deployment).get(OPERATOR_OWNER_LABEL, "")
-        if engine_of(deployment) != "operator":
-            return {}
-        namespace = labels_of(deployment).get(OPERATOR_OWNER_LABEL + "-namespace",
-                                              self.istio_namespace)
+        labels = labels_of(deployment)
+        owner = labels.get(OPERATOR_OWNER_LABEL, "")
+        namespace = labels.get(OPERATOR_OWNER_NAMESPACE_LABEL, self.istio_namespace)
         found = [iop for iop in self.raw.get("istio_operators", [])
                  if meta_of(iop).get("name") == owner
                  and meta_of(iop).get("namespace") == namespace]
